@@ -7,7 +7,6 @@ a mismatch in layout or normalisation silently ruins accuracy, so nothing else d
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +102,24 @@ def load_openpose_json(path: str | Path) -> np.ndarray:
     return np.stack(out) if out else np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
 
 
+def _visible(kp: torch.Tensor) -> torch.Tensor:
+    finite = torch.isfinite(kp[..., :2]).all(-1) & torch.isfinite(kp[..., 2])
+    return finite & (kp[..., 2] >= CONFIDENCE_THRESHOLD)
+
+
+def normalization_box(keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre ``[..., 2]`` and longer side ``[...]`` of the box around visible joints."""
+    visible = _visible(keypoints)
+    xy = torch.where(visible[..., None], keypoints[..., :2], torch.zeros_like(keypoints[..., :2]))
+    big = torch.finfo(xy.dtype).max
+    lo = torch.where(visible[..., None], xy, torch.full_like(xy, big)).amin(-2)
+    hi = torch.where(visible[..., None], xy, torch.full_like(xy, -big)).amax(-2)
+    any_visible = visible.any(-1)
+    lo = torch.where(any_visible[..., None], lo, torch.zeros_like(lo))
+    hi = torch.where(any_visible[..., None], hi, torch.ones_like(hi))
+    return (lo + hi) / 2, (hi - lo).amax(-1).clamp_min(1e-6)
+
+
 def normalize_keypoints(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Normalise pixel keypoints ``[..., K, 3]`` (x, y, confidence) to the network input.
 
@@ -113,34 +130,15 @@ def normalize_keypoints(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | to
     """
     is_numpy = isinstance(keypoints, np.ndarray)
     kp = torch.as_tensor(np.asarray(keypoints, np.float32)) if is_numpy else keypoints.float()
-    xy, conf = kp[..., :2], kp[..., 2]
-    finite = torch.isfinite(xy).all(-1) & torch.isfinite(conf)
-    visible = finite & (conf >= CONFIDENCE_THRESHOLD)
-    xy = torch.where(visible[..., None], xy, torch.zeros_like(xy))
-    big = torch.finfo(xy.dtype).max
-    lo = torch.where(visible[..., None], xy, torch.full_like(xy, big)).amin(-2)
-    hi = torch.where(visible[..., None], xy, torch.full_like(xy, -big)).amax(-2)
-    any_visible = visible.any(-1)
-    lo = torch.where(any_visible[..., None], lo, torch.zeros_like(lo))
-    hi = torch.where(any_visible[..., None], hi, torch.ones_like(hi))
-    centre = (lo + hi) / 2
-    side = (hi - lo).amax(-1).clamp_min(1e-6)
+    visible = _visible(kp)
+    centre, side = normalization_box(kp)
+    xy = torch.where(visible[..., None], kp[..., :2], torch.zeros_like(kp[..., :2]))
     norm = (xy - centre[..., None, :]) / side[..., None, None] + 0.5
     norm = torch.where(visible[..., None], norm, torch.full_like(norm, 0.5))
     out = torch.cat([norm, visible[..., None].to(norm.dtype)], dim=-1)
     return out.numpy() if is_numpy else out
 
 
-def keypoint_box(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre ``[..., 2]`` and longer side ``[...]`` of the visible-joint box, in pixels.
-
-    The inverse of :func:`normalize_keypoints`: it maps network-space 2D back to the image.
-    """
-    kp = np.asarray(keypoints, np.float32)
-    visible = np.isfinite(kp).all(-1) & (kp[..., 2] >= CONFIDENCE_THRESHOLD)
-    xy = np.where(visible[..., None], kp[..., :2], np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanmin(xy, axis=-2), np.nanmax(xy, axis=-2)
-    lo, hi = np.nan_to_num(lo), np.nan_to_num(hi, nan=1.0)
-    return (lo + hi) / 2, np.maximum((hi - lo).max(-1), 1e-6)
+def denormalize_xy(xy: np.ndarray, centre: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Network-space 2D ``[..., K, 2]`` back to pixels, given the box used to normalise."""
+    return (np.asarray(xy) - 0.5) * np.asarray(side)[..., None, None] + np.asarray(centre)[..., None, :]

@@ -1,0 +1,130 @@
+"""Export the fused keypoints-to-mesh graph: ONNX (canonical) and TensorRT engines.
+
+The ONNX file is the artefact that travels; a TensorRT engine is built from it on the
+machine that runs it (engines are tied to the TensorRT version and GPU), and cached under
+a name holding the TensorRT version, GPU name and ONNX hash so a stale engine is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from key2mesh.body_model import load_skinned_body
+from key2mesh.checkpoint import load_checkpoint
+from key2mesh.keypoints import COCO17_NAMES, NUM_KEYPOINTS, SMPL_JOINT_NAMES
+from key2mesh.mesh_model import OUTPUT_NAMES, KeypointsToMesh
+
+log = logging.getLogger(__name__)
+INPUT_NAME = "keypoints"
+
+
+def body_sidecar_path(onnx_path: str | os.PathLike) -> Path:
+    """Mesh faces and layout travel next to the ONNX file (they are constant)."""
+    return Path(onnx_path).with_suffix(".body.npz")
+
+
+def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike,
+                body_model: str | os.PathLike | None = None, opset: int = 17) -> Path:
+    network, payload = load_checkpoint(checkpoint)
+    body = load_skinned_body(body_model)
+    model = KeypointsToMesh(network, body).eval()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.full((2, NUM_KEYPOINTS, 3), 0.5)
+    example[..., 2] = 1.0
+    dynamic = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
+    tmp = out_path.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(model, (example,), str(tmp), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                          dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+    import onnx
+
+    proto = onnx.load(str(tmp))
+    meta = {
+        "key2mesh_keypoints": json.dumps(list(COCO17_NAMES)),
+        "key2mesh_joints": json.dumps(list(SMPL_JOINT_NAMES)),
+        "key2mesh_body_model": str(getattr(body, "source_path", "")),
+        "key2mesh_num_vertices": str(body.num_vertices),
+        "key2mesh_checkpoint_meta": json.dumps({k: v for k, v in payload["meta"].items() if k != "config"}),
+    }
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out_path))
+    tmp.unlink(missing_ok=True)
+    np.savez_compressed(body_sidecar_path(out_path), faces=body.faces.numpy().astype(np.int32),
+                        num_vertices=np.array(body.num_vertices))
+    log.info("exported %s (%.1f MB)", out_path, out_path.stat().st_size / 1e6)
+    return out_path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tensorrt_available() -> tuple[bool, str]:
+    """(usable, reason). Never touches TensorRT unless a CUDA GPU is present."""
+    if not torch.cuda.is_available():
+        return False, "no CUDA GPU visible"
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError as err:
+        return False, f"tensorrt not installed ({err})"
+    return True, "ok"
+
+
+def engine_cache_path(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike, fp16: bool) -> Path:
+    import tensorrt as trt
+
+    gpu = re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name(0)).strip("-")
+    digest = file_sha256(onnx_path)[:16]
+    name = f"{Path(onnx_path).stem}-trt{trt.__version__}-{gpu}-{digest}{'-fp16' if fp16 else ''}.engine"
+    return Path(cache_dir) / name
+
+
+def build_engine(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, fp16: bool = False,
+                 max_batch: int = 64) -> Path:
+    """Build (or reuse from the cache) a TensorRT engine for ``onnx_path``."""
+    ok, reason = tensorrt_available()
+    if not ok:
+        raise RuntimeError(f"cannot build a TensorRT engine: {reason}")
+    import tensorrt as trt
+
+    cache_dir = Path(cache_dir or Path(onnx_path).parent / "engines")
+    path = engine_cache_path(onnx_path, cache_dir, fp16)
+    if path.exists():
+        log.info("reusing cached engine %s", path)
+        return path
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(INPUT_NAME, (1, NUM_KEYPOINTS, 3), (1, NUM_KEYPOINTS, 3), (max_batch, NUM_KEYPOINTS, 3))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError("TensorRT engine build failed")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(serialized))
+    log.info("built TensorRT engine %s", path)
+    return path

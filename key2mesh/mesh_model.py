@@ -1,0 +1,32 @@
+"""The fused keypoints-to-mesh graph: network + SMPL skinning in one module.
+
+This is what gets exported (ONNX / TensorRT) so the node needs no body-model code at run
+time: normalised keypoints ``[B,K,3]`` in, SMPL parameters, 24 joints, 17 keypoints and all
+vertices out (body frame, root-relative; the node places them in the camera frame).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from key2mesh.lbs import SkinnedBody
+from key2mesh.network import Key2MeshNet
+from key2mesh.rotations import matrix_to_axis_angle
+
+OUTPUT_NAMES = ("betas", "pose", "joints", "keypoints3d", "vertices")
+
+
+class KeypointsToMesh(nn.Module):
+    def __init__(self, network: Key2MeshNet, body: SkinnedBody) -> None:
+        super().__init__()
+        self.network = network
+        self.body = body
+
+    def forward(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pred = self.network(keypoints)
+        posed = self.body(pred["betas"], pred["rotmats"], with_vertices=True)
+        pelvis = posed["joints"][:, :1]
+        pose = matrix_to_axis_angle(pred["rotmats"]).reshape(-1, 72)
+        return (pred["betas"], pose, posed["joints"] - pelvis, posed["keypoints"] - pelvis,
+                posed["vertices"] - pelvis)

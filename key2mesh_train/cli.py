@@ -1,0 +1,171 @@
+"""``key2mesh-train``: pre-train, adapt, evaluate, benchmark and export Key2Mesh."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+DEFAULT_CHECKPOINT = "artifacts/key2mesh_pretrained.pt"
+DEFAULT_ONNX = "artifacts/key2mesh.onnx"
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="default.yaml",
+                        help="YAML config (a path, or a name in key2mesh_train/configs/). Default: default.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set pretrain.steps=500 (repeatable)")
+
+
+def _config(args):
+    from key2mesh_train.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def cmd_pretrain(args) -> int:
+    from key2mesh_train.pretrain import pretrain
+
+    config = _config(args)
+    if args.max_steps is not None:
+        config.pretrain.steps = args.max_steps
+    if args.out:
+        config.pretrain.checkpoint = args.out
+    path = pretrain(config, resume=args.resume)
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from key2mesh.export import build_engine, export_onnx, tensorrt_available
+
+    onnx_path = export_onnx(args.checkpoint, args.out, args.body_model)
+    print(f"onnx: {onnx_path}")
+    ok, reason = tensorrt_available()
+    if args.engine == "never" or (args.engine == "auto" and not ok):
+        if args.engine == "auto":
+            print(f"tensorrt engine: skipped ({reason})")
+        return 0
+    print(f"tensorrt engine: {build_engine(onnx_path, fp16=args.fp16)}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from key2mesh.body_model import load_skinned_body
+    from key2mesh.checkpoint import load_checkpoint
+    from key2mesh_train.evaluation.datasets import read_3dpw, read_h36m_protocol2
+    from key2mesh_train.evaluation.evaluate import evaluate_network
+
+    network, _ = load_checkpoint(args.checkpoint)
+    body = load_skinned_body(args.body_model)
+    evalset = read_3dpw(args.threedpw) if args.threedpw else read_h36m_protocol2(args.h36m)
+    metrics = evaluate_network(network, evalset, body)
+    print(json.dumps({"dataset": evalset.name, "frames": len(evalset), **metrics}, indent=2))
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from key2mesh_train.evaluation.benchmark import format_table, run_benchmark
+
+    result = run_benchmark(_config(args), args.checkpoint, people=args.people, smplify_people=args.smplify_people,
+                           plot=args.plot)
+    print(format_table(result["rows"]))
+    print(f"Key2Mesh is {result['speedup']:.0f}x faster per person than the optimisation baseline")
+    if args.plot:
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def cmd_latency(args) -> int:
+    from key2mesh_train.latency import format_latency, run_latency
+
+    report = run_latency(args.onnx, args.checkpoint, repeats=args.repeats, threads=args.threads)
+    print(format_latency(report))
+    return 0
+
+
+def cmd_adapt(args) -> int:
+    from key2mesh_train.adapt import adapt_from_source
+
+    config = _config(args)
+    result = adapt_from_source(config, args.checkpoint, bag=args.bag, topic=args.topic, images=args.images,
+                               keypoints=args.keypoints, detector=args.detector, out=args.out,
+                               onnx_out=args.onnx_out, resume=args.resume)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="key2mesh-train", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="pre-train on MoCap (procedural stand-in motion if none is found)")
+    _add_config(p)
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (quick runs)")
+    p.add_argument("--out", help="checkpoint path (default from config)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("export", help="checkpoint -> ONNX (+ TensorRT engine where TensorRT and a GPU exist)")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--out", default=DEFAULT_ONNX)
+    p.add_argument("--body-model", help="SMPL-format .pkl (default: $KEY2MESH_BODY_MODEL or the stand-in)")
+    p.add_argument("--engine", choices=("auto", "always", "never"), default="auto",
+                   help="build a TensorRT engine: auto = only where possible; always = fail if impossible")
+    p.add_argument("--fp16", action="store_true", help="FP16 TensorRT engine")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="MPJPE / PA-MPJPE / PVE on 3DPW or Human3.6M protocol 2")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--body-model")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--threedpw", help="3DPW root (with sequenceFiles/<split>/*.pkl)")
+    group.add_argument("--h36m", help="Human3.6M protocol-2 .npz")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("benchmark", help="held-out synthetic benchmark: Key2Mesh vs SMPLify-style baseline")
+    _add_config(p)
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--people", type=int, default=256)
+    p.add_argument("--smplify-people", type=int, default=32)
+    p.add_argument("--plot", default="artifacts/benchmark.png")
+    p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("latency", help="per-backend latency (batch 1/5/64) and speed-up vs optimisation")
+    p.add_argument("--onnx", default=DEFAULT_ONNX)
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--repeats", type=int, default=100)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
+    p.set_defaults(func=cmd_latency)
+
+    p = sub.add_parser("adapt", help="adapt to a target camera from unlabelled 2D detections (ROS 2 bag, images or keypoints)")
+    _add_config(p)
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="pre-trained source checkpoint")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--bag", help="ROS 2 bag folder (mcap or sqlite3)")
+    src.add_argument("--images", help="folder of images")
+    src.add_argument("--keypoints", help=".npy/.npz of COCO-17 pixel keypoints [N,17,3]")
+    p.add_argument("--topic", default="/camera/image_raw", help="image topic in the bag")
+    p.add_argument("--detector", default=None, help="YOLO-pose model (.pt/.onnx/.engine); default: shared model")
+    p.add_argument("--out", default="artifacts/key2mesh_adapted.pt")
+    p.add_argument("--onnx-out", default="artifacts/key2mesh_adapted.onnx", help="export the adapted model here ('' to skip)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted adaptation")
+    p.set_defaults(func=cmd_adapt)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"key2mesh-train {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

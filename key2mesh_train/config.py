@@ -1,0 +1,116 @@
+"""Typed training configuration, read from YAML files with dotted command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from key2mesh.network import NetworkConfig
+from key2mesh_train.losses import LossWeights
+from key2mesh_train.synthetic import DetectorNoise, SyntheticConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    # MoCap roots (AMASS .npz and CMU .bvh, searched recursively). Missing roots are
+    # skipped; if nothing is found, procedural motion is generated under cache_dir.
+    mocap: list[str] = field(default_factory=lambda: ["../shared/mocap/cmu"])
+    cache_dir: str = "artifacts/cache"
+    procedural_sequences: int = 60
+    frame_stride: int = 2
+    held_out_fraction: float = 0.2
+    body_model: str | None = None  # None: $KEY2MESH_BODY_MODEL or the shipped stand-in
+
+
+@dataclass
+class PretrainConfig:
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_decay_at: float = 0.7  # fraction of steps after which lr drops 10x
+    seed: int = 0
+    checkpoint: str = "artifacts/key2mesh_pretrained.pt"
+    checkpoint_every: int = 500
+    log_every: int = 50
+    num_threads: int = 0  # 0: torch default
+
+
+@dataclass
+class AdaptConfig:
+    epochs: int = 5
+    steps_per_epoch: int = 200
+    batch_size: int = 128
+    lr: float = 1e-4
+    critic_steps: int = 10
+    gradient_penalty: float = 50.0
+    w_reprojection: float = 10.0
+    w_domain: float = 0.1
+    w_feature: float = 20.0
+    w_source: float = 1.0  # supervised MoCap loss keeps the head's input distribution sane
+    seed: int = 0
+    checkpoint: str = "artifacts/key2mesh_adapted.pt"
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    losses: LossWeights = field(default_factory=LossWeights)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    benchmark_noise: DetectorNoise = field(default_factory=lambda: DetectorNoise(
+        sigma=0.012, hip_raise=0.02, hip_widen=0.1, miss_prob=0.05, low_conf_prob=0.1))
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {sorted(unknown)} in {where}; valid: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        f = known[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _set_dotted(values: dict[str, Any], dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    target = values
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    target[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults <- YAML file <- ``key.sub=value`` overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file() and (CONFIG_DIR / path).is_file():
+            path = CONFIG_DIR / path
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: config must be a mapping")
+        values = loaded
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(values, key, raw)
+    return _build(TrainConfig, values, str(path or "defaults"))
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,101 @@
+"""Collect MoCap frames (AMASS ``.npz`` and CMU ``.bvh``) into pose/shape tensors."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from key2mesh.rotations import axis_angle_to_matrix
+from key2mesh_train.mocap.amass import load_amass_npz
+from key2mesh_train.mocap.retarget import load_bvh_cached
+from key2mesh_train.mocap.sequence import TARGET_FPS, Z_UP_TO_Y_UP, MotionSequence
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PoseBank:
+    """Frames ready for synthesis: Y-up world rotations and betas."""
+
+    rotmats: torch.Tensor  # [N, 24, 3, 3], root in a Y-up world
+    betas: torch.Tensor  # [N, 10]
+    sequence_ids: np.ndarray  # [N] index into names
+    names: list[str]
+
+    def __len__(self) -> int:
+        return self.rotmats.shape[0]
+
+    def subset(self, mask: np.ndarray) -> PoseBank:
+        index = torch.from_numpy(np.flatnonzero(mask))
+        return PoseBank(self.rotmats[index], self.betas[index], self.sequence_ids[mask], self.names)
+
+    def split(self, held_out_fraction: float = 0.2) -> tuple[PoseBank, PoseBank]:
+        """Split by sequence (never by frame) so held-out motion is really unseen."""
+        held = np.array([zlib.crc32(n.encode()) % 1000 < held_out_fraction * 1000 for n in self.names])
+        if held.all() or not held.any():  # tiny sets: hold out the last sequence
+            held = np.zeros(len(self.names), bool)
+            held[-1] = True
+        mask = held[self.sequence_ids]
+        return self.subset(~mask), self.subset(mask)
+
+
+def find_motion_files(roots: list[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if root.is_file():
+            files.append(root)
+        elif root.is_dir():
+            files.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in (".npz", ".bvh")))
+    return files
+
+
+def load_sequences(files: list[Path], rest_joints: np.ndarray, cache_dir: Path,
+                   progress: bool = True) -> list[MotionSequence]:
+    sequences = []
+    for path in tqdm(files, desc="loading MoCap", unit="file", disable=not progress):
+        if path.suffix.lower() == ".bvh":
+            seq = load_bvh_cached(path, rest_joints, cache_dir)
+        else:
+            seq = load_amass_npz(path)
+        seq.name = str(path)
+        sequences.append(seq.resampled(TARGET_FPS))
+    return sequences
+
+
+def build_pose_bank(sequences: list[MotionSequence], frame_stride: int = 1) -> PoseBank:
+    if not sequences:
+        raise ValueError("no MoCap sequences to build a pose bank from")
+    rots, betas, ids = [], [], []
+    z_to_y = torch.from_numpy(Z_UP_TO_Y_UP).float()
+    for i, seq in enumerate(sequences):
+        poses = torch.from_numpy(seq.poses[::frame_stride]).float()
+        mats = axis_angle_to_matrix(poses)
+        mats[:, 0] = z_to_y @ mats[:, 0]
+        rots.append(mats)
+        betas.append(torch.from_numpy(np.tile(seq.betas, (mats.shape[0], 1))).float())
+        ids.append(np.full(mats.shape[0], i))
+    return PoseBank(torch.cat(rots), torch.cat(betas), np.concatenate(ids), [s.name for s in sequences])
+
+
+def load_pose_bank(roots: list[str], cache_dir: str | Path, rest_joints: np.ndarray,
+                   procedural_sequences: int = 60, frame_stride: int = 1, progress: bool = True) -> PoseBank:
+    """MoCap from ``roots``; if none is found, procedural stand-in motion (logged loudly)."""
+    from key2mesh_train.mocap.procedural import write_procedural_dataset
+
+    files = find_motion_files(roots)
+    cache_dir = Path(cache_dir)
+    if not files:
+        proc_dir = cache_dir / f"procedural-{procedural_sequences}"
+        files = find_motion_files([proc_dir])
+        if len(files) != procedural_sequences:
+            files = write_procedural_dataset(proc_dir, sequences=procedural_sequences)
+        log.warning("no MoCap found under %s: using %d procedural stand-in sequences", roots, len(files))
+    sequences = load_sequences(files, rest_joints, cache_dir / "bvh", progress=progress)
+    return build_pose_bank(sequences, frame_stride=frame_stride)

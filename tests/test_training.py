@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from key2mesh.checkpoint import load_checkpoint
+from key2mesh.keypoints import NUM_KEYPOINTS
+from key2mesh.network import Key2MeshNet, count_parameters
+from key2mesh_train.config import load_config
+from key2mesh_train.losses import pretrain_losses
+from key2mesh_train.pretrain import prepare_data, pretrain, sample_batch
+from key2mesh_train.synthetic import DetectorNoise, SyntheticConfig, synthesize
+
+
+def test_paper_sized_network():
+    net = Key2MeshNet()
+    assert 6.3e6 < count_parameters(net) < 6.7e6
+    out = net.eval()(torch.rand(3, NUM_KEYPOINTS, 3))
+    assert out["betas"].shape == (3, 10) and out["rotmats"].shape == (3, 24, 3, 3)
+
+
+def test_synthetic_batch_is_consistent(body):
+    gen = torch.Generator().manual_seed(0)
+    rot = torch.eye(3).repeat(64, 24, 1, 1)
+    cfg = SyntheticConfig(drop_prob=0.0, jitter_px=0.0, truncate=False)
+    batch = synthesize(rot, torch.zeros(64, 10), body, cfg, gen)
+    kp = batch["keypoints_px"]
+    assert kp.shape == (64, 17, 3) and (kp[..., 2] == 1).all()
+    # Without noise the normalised input equals the clean 2D target.
+    assert torch.allclose(batch["input"][..., :2], batch["target2d"], atol=1e-4)
+    # Reprojecting the 3D keypoints through the sampled camera gives the pixels back.
+    cam = batch["keypoints3d"] + batch["pelvis_cam"][:, None]
+    px = cam[..., :2] / cam[..., 2:] * batch["focal"][:, None, None] + batch["principal"][:, None]
+    assert torch.allclose(px, kp[..., :2], atol=1e-3)
+    # Upright bodies seen by an upright camera: head is above (smaller y) than the ankles.
+    assert (kp[:, 0, 1] < kp[:, 15, 1]).all()
+
+
+def test_augmentation_drops_and_truncates(body):
+    gen = torch.Generator().manual_seed(1)
+    rot = torch.eye(3).repeat(512, 24, 1, 1)
+    cfg = SyntheticConfig(drop_prob=0.2, focal_min=700, focal_max=900, distance_min=2, distance_max=2.5)
+    batch = synthesize(rot, torch.zeros(512, 10), body, cfg, gen,
+                       noise=DetectorNoise(sigma=0.02, miss_prob=0.1, low_conf_prob=0.2))
+    conf = batch["keypoints_px"][..., 2]
+    assert 0.2 < (conf == 0).float().mean() < 0.8  # drops + misses + truncation at the borders
+    inside = batch["keypoints_px"][..., :2]
+    visible = conf > 0
+    assert (inside[visible][:, 0] >= 0).all() and (inside[visible][:, 0] < 640).all()
+    assert torch.isfinite(batch["input"]).all()
+
+
+def test_losses_are_zero_for_perfect_prediction(body):
+    gen = torch.Generator().manual_seed(2)
+    rot = torch.eye(3).repeat(8, 24, 1, 1)
+    far = SyntheticConfig(drop_prob=0, jitter_px=0, distance_min=15, distance_max=20, focal_min=2000)
+    batch = synthesize(rot, torch.randn(8, 10), body, far, gen)
+    terms = pretrain_losses({"rotmats": batch["rotmats"], "betas": batch["betas"]}, batch, body, load_config().losses)
+    assert terms["joints3d"] < 1e-5 and terms["rotations"] < 1e-6 and terms["betas"] < 1e-6
+    assert terms["keypoints2d"] < 0.02  # far away, weak perspective is close to the pinhole view
+    wrong = batch["rotmats"].clone()
+    wrong[:, 0] = torch.diag(torch.tensor([-1.0, 1.0, -1.0])) @ wrong[:, 0]  # turned around
+    bad = pretrain_losses({"rotmats": wrong, "betas": batch["betas"]}, batch, body, load_config().losses)
+    assert bad["keypoints2d"] > 5 * terms["keypoints2d"] and bad["joints3d"] > 0.05
+
+
+def test_pretraining_learns_and_resumes(tiny_config, tmp_path):
+    config = load_config("tiny.yaml", [f"data.cache_dir={tmp_path}", f"pretrain.checkpoint={tmp_path / 'a.pt'}",
+                                       "data.mocap=[]", "pretrain.steps=60", "pretrain.lr=0.003"])
+    body, train, _ = prepare_data(config, progress=False)
+    gen = torch.Generator().manual_seed(5)
+    rot, betas = sample_batch(train, 256, gen)
+    probe = synthesize(rot, betas, body, config.synthetic, gen)
+
+    def probe_loss(network):
+        with torch.no_grad():
+            return float(pretrain_losses(network.eval()(probe["input"]), probe, body, config.losses)["total"])
+
+    untrained = Key2MeshNet(config.network)
+    path = pretrain(config, progress=False)
+    trained, payload = load_checkpoint(path)
+    assert payload["meta"]["step"] == 60
+    assert probe_loss(trained) < 0.8 * probe_loss(untrained)
+    config.pretrain.steps = 70
+    pretrain(config, resume=True, progress=False)
+    _, payload = load_checkpoint(path)
+    assert payload["meta"]["step"] == 70
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_checkpoint(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": np.zeros(3)}, foreign)
+    with pytest.raises(ValueError):
+        load_checkpoint(foreign)
+    with pytest.raises(FileNotFoundError, match="pretrain"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_config_rejects_unknown_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("pretrain:\n  stepz: 3\n")
+    with pytest.raises(ValueError, match="stepz"):
+        load_config(path)
+    assert load_config(None, ["pretrain.steps=7"]).pretrain.steps == 7
