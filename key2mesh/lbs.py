@@ -37,67 +37,95 @@ class SkinnedBody(nn.Module):
         self.parents[0] = -1
         self.num_vertices = int(v_template.shape[0])
         self.register_buffer("v_template", v_template)
-        self.register_buffer("shapedirs", shapedirs)
         self.register_buffer("posedirs", smplx_model.posedirs.detach().float())
         self.register_buffer("lbs_weights", smplx_model.lbs_weights.detach().float())
         self.register_buffer("faces", smplx_model.faces_tensor.detach().long())
         # Joints are linear in betas: regress the template and each shape direction once.
         self.register_buffer("j_template", j_regressor @ v_template)
-        self.register_buffer("j_shapedirs", torch.einsum("jv,vcb->jcb", j_regressor, shapedirs))
+        j_shapedirs = torch.einsum("jv,vcb->bjc", j_regressor, shapedirs)
+        self.register_buffer("j_shapedirs", j_shapedirs.reshape(NUM_BETAS, -1).contiguous())
         self.has_pose_correctives = bool(self.posedirs.abs().max() > 0)
         face_ids = torch.tensor([keypoint_vertex_ids[n] for n in COCO17_FACE_VERTEX_NAMES])
         self.register_buffer("face_vertex_ids", face_ids)
+        # Keypoint vertices' own slices, so the training fast path never gathers at run time.
+        self.register_buffer("shapedirs_flat", shapedirs.permute(2, 0, 1).reshape(NUM_BETAS, -1).contiguous())
+        self.register_buffer("face_template", v_template[face_ids])
+        self.register_buffer("face_shapedirs", shapedirs[face_ids].permute(2, 0, 1).reshape(NUM_BETAS, -1).contiguous())
+        self.register_buffer("face_weights", self.lbs_weights[face_ids])
         self.coco_joint_src = torch.tensor(list(COCO17_FROM_SMPL_JOINT.values()))
         self.coco_joint_dst = list(COCO17_FROM_SMPL_JOINT.keys())
+        self._build_fk_levels()
 
     def shaped_joints(self, betas: torch.Tensor) -> torch.Tensor:
         """Rest-pose joints ``[B,24,3]`` for ``betas`` ``[B,10]``."""
-        return self.j_template + torch.einsum("jcb,nb->njc", self.j_shapedirs, betas)
+        return self.j_template + (betas @ self.j_shapedirs).reshape(betas.shape[0], -1, 3)
 
-    def forward_kinematics(self, rotmats: torch.Tensor, rest_joints: torch.Tensor):
-        """Global joint positions ``[B,24,3]`` and skinning transforms ``[B,24,3,4]``."""
-        rel = rest_joints.clone()
-        rel[:, 1:] = rest_joints[:, 1:] - rest_joints[:, self.parents[1:]]
-        rot_chain: list[torch.Tensor] = []
-        pos_chain: list[torch.Tensor] = []
-        for j, parent in enumerate(self.parents):
-            if parent < 0:
-                rot_chain.append(rotmats[:, 0])
-                pos_chain.append(rel[:, 0])
-            else:
-                rot_chain.append(rot_chain[parent] @ rotmats[:, j])
-                pos_chain.append(pos_chain[parent] + (rot_chain[parent] @ rel[:, j, :, None])[..., 0])
-        rot = torch.stack(rot_chain, dim=1)
-        pos = torch.stack(pos_chain, dim=1)
+    def forward_kinematics(self, rotmats: torch.Tensor, rest_joints: torch.Tensor, root_relative: bool = False):
+        """Global joint positions ``[B,24,3]`` and skinning transforms ``[B,24,3,4]``.
+
+        Joints are processed a tree level at a time (9 levels for SMPL, not 24 steps), which
+        keeps the exported graph short: at batch 1 op count, not arithmetic, sets latency.
+        """
+        rel = rest_joints - torch.cat([rest_joints[:, :1] * 0, rest_joints[:, self.fk_parent_index[1:]]], dim=1)
+        rot = rotmats[:, :1]
+        pos = rel[:, :1]
+        for joints, parents in self.fk_levels:
+            parent_rot = rot[:, parents]
+            rot = torch.cat([rot, parent_rot @ rotmats[:, joints]], dim=1)
+            pos = torch.cat([pos, pos[:, parents] + (parent_rot @ rel[:, joints, :, None])[..., 0]], dim=1)
+        # Back from level order to SMPL joint order.
+        rot = rot[:, self.fk_inverse_order]
+        pos = pos[:, self.fk_inverse_order]
+        if root_relative:  # shifting the transforms moves the whole mesh for free
+            pos = pos - pos[:, :1]
         # Skinning transform maps a rest-pose point to its posed place: R (x - J_rest) + J_posed.
         trans = pos - (rot @ rest_joints[..., None])[..., 0]
         return pos, torch.cat([rot, trans[..., None]], dim=-1)
 
-    def _rest_points(self, betas: torch.Tensor, rotmats: torch.Tensor, ids: torch.Tensor | None):
-        template = self.v_template if ids is None else self.v_template[ids]
-        dirs = self.shapedirs if ids is None else self.shapedirs[ids]
-        points = template + torch.einsum("vcb,nb->nvc", dirs, betas)
+    def _build_fk_levels(self) -> None:
+        depth = [0] * len(self.parents)
+        for j, p in enumerate(self.parents):
+            depth[j] = 0 if p < 0 else depth[p] + 1
+        order = sorted(range(len(self.parents)), key=lambda j: (depth[j], j))
+        position = {j: i for i, j in enumerate(order)}  # where each joint sits in level order
+        self.fk_levels = []
+        for level in range(1, max(depth) + 1):
+            joints = [j for j in order if depth[j] == level]
+            self.fk_levels.append((joints, [position[self.parents[j]] for j in joints]))
+        self.fk_inverse_order = [position[j] for j in range(len(self.parents))]
+        self.fk_parent_index = [max(p, 0) for p in self.parents]
+
+    def _rest_points(self, betas: torch.Tensor, rotmats: torch.Tensor, face_only: bool) -> torch.Tensor:
+        template = self.face_template if face_only else self.v_template
+        dirs = self.face_shapedirs if face_only else self.shapedirs_flat
+        # A plain [B,10] x [10,3V] product: Einsum kernels are slow in ONNX Runtime.
+        points = template + (betas @ dirs).reshape(betas.shape[0], -1, 3)
         if self.has_pose_correctives:
             eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
             feature = (rotmats[:, 1:] - eye).reshape(rotmats.shape[0], -1)
             offsets = (feature @ self.posedirs).reshape(rotmats.shape[0], -1, 3)
-            points = points + (offsets if ids is None else offsets[:, ids])
+            points = points + (offsets[:, self.face_vertex_ids] if face_only else offsets)
         return points
 
-    def _skin(self, points: torch.Tensor, transforms: torch.Tensor, ids: torch.Tensor | None):
-        weights = self.lbs_weights if ids is None else self.lbs_weights[ids]
-        per_vertex = torch.einsum("vj,njrc->nvrc", weights, transforms)
-        return (per_vertex[..., :3] @ points[..., None])[..., 0] + per_vertex[..., 3]
+    def _skin(self, points: torch.Tensor, transforms: torch.Tensor, face_only: bool) -> torch.Tensor:
+        weights = self.face_weights if face_only else self.lbs_weights
+        batch = transforms.shape[0]
+        per_vertex = (weights @ transforms.reshape(batch, -1, 12)).reshape(batch, -1, 3, 4)
+        homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)
+        # Multiply-and-sum on homogeneous points: no per-vertex 3x3 matmuls and no slicing of
+        # the big per-vertex tensor, both slow in ONNX Runtime.
+        return (per_vertex * homogeneous[:, :, None, :]).sum(-1)
 
-    def forward(self, betas: torch.Tensor, rotmats: torch.Tensor, with_vertices: bool = True):
-        """Pose the body. ``with_vertices=False`` skips the full mesh (training fast path)."""
-        joints, transforms = self.forward_kinematics(rotmats, self.shaped_joints(betas))
-        face_rest = self._rest_points(betas, rotmats, self.face_vertex_ids)
-        face = self._skin(face_rest, transforms, self.face_vertex_ids)
+    def forward(self, betas: torch.Tensor, rotmats: torch.Tensor, with_vertices: bool = True,
+                root_relative: bool = False):
+        """Pose the body. ``with_vertices=False`` skips the full mesh (training fast path);
+        ``root_relative=True`` puts the pelvis joint at the origin."""
+        joints, transforms = self.forward_kinematics(rotmats, self.shaped_joints(betas), root_relative)
+        face = self._skin(self._rest_points(betas, rotmats, True), transforms, True)
         keypoints = joints.new_zeros(joints.shape[0], NUM_KEYPOINTS, 3)
         keypoints[:, : len(COCO17_FACE_VERTEX_NAMES)] = face
         keypoints[:, self.coco_joint_dst] = joints[:, self.coco_joint_src]
         out = {"joints": joints, "keypoints": keypoints}
         if with_vertices:
-            out["vertices"] = self._skin(self._rest_points(betas, rotmats, None), transforms, None)
+            out["vertices"] = self._skin(self._rest_points(betas, rotmats, False), transforms, False)
         return out

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from key2mesh.lbs import SkinnedBody
-from key2mesh.network import Key2MeshNet
+from key2mesh.network import Key2MeshNet, fold_batchnorm
 from key2mesh.rotations import matrix_to_axis_angle
 
 OUTPUT_NAMES = ("betas", "pose", "joints", "keypoints3d", "vertices")
@@ -20,13 +20,11 @@ OUTPUT_NAMES = ("betas", "pose", "joints", "keypoints3d", "vertices")
 class KeypointsToMesh(nn.Module):
     def __init__(self, network: Key2MeshNet, body: SkinnedBody) -> None:
         super().__init__()
-        self.network = network
+        self.network = fold_batchnorm(network)  # inference-only graph
         self.body = body
 
     def forward(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, ...]:
         pred = self.network(keypoints)
-        posed = self.body(pred["betas"], pred["rotmats"], with_vertices=True)
-        pelvis = posed["joints"][:, :1]
+        posed = self.body(pred["betas"], pred["rotmats"], with_vertices=True, root_relative=True)
         pose = matrix_to_axis_angle(pred["rotmats"]).reshape(-1, 72)
-        return (pred["betas"], pose, posed["joints"] - pelvis, posed["keypoints"] - pelvis,
-                posed["vertices"] - pelvis)
+        return pred["betas"], pose, posed["joints"], posed["keypoints"], posed["vertices"]

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 DEFAULT_CHECKPOINT = "artifacts/key2mesh_pretrained.pt"
 DEFAULT_ONNX = "artifacts/key2mesh.onnx"

@@ -1,0 +1,98 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from key2mesh.checkpoint import load_checkpoint
+from key2mesh.keypoints import OPENPOSE18_NAMES
+from key2mesh.rotations import axis_angle_to_matrix
+from key2mesh_train.evaluation.datasets import read_3dpw, read_h36m_protocol2
+from key2mesh_train.evaluation.evaluate import evaluate_network, posed_body
+from key2mesh_train.evaluation.metrics import mpjpe, pa_mpjpe, procrustes_align, pve
+from key2mesh_train.evaluation.smplify import PosePrior, SMPLifyConfig, fit_smplify
+from key2mesh_train.synthetic import SyntheticConfig, synthesize
+
+
+def test_procrustes_recovers_similarity_transform():
+    torch.manual_seed(0)
+    target = torch.randn(4, 24, 3)
+    rot = axis_angle_to_matrix(torch.randn(4, 3))
+    source = 0.7 * target @ rot.transpose(1, 2) + torch.randn(4, 1, 3)
+    assert torch.allclose(procrustes_align(source, target), target, atol=1e-5)
+    assert pa_mpjpe(source, target).max() < 1e-5
+    reflected = target * torch.tensor([-1.0, 1.0, 1.0])  # a mirror image is not a rotation
+    assert pa_mpjpe(reflected, target).min() > 0.01
+
+
+def test_metric_definitions():
+    gt = torch.zeros(1, 24, 3)
+    pred = gt.clone()
+    pred[:, 1:] += torch.tensor([0.0, 0.0, 0.03])  # every non-root joint 3 cm off
+    assert mpjpe(pred, gt).item() == pytest.approx(0.03 * 23 / 24, abs=1e-6)
+    assert mpjpe(pred + 5.0, gt).item() == pytest.approx(mpjpe(pred, gt).item(), abs=1e-5)  # root aligned
+    verts = torch.ones(1, 10, 3)
+    assert pve(verts + 0.01, verts, pred, gt).item() == pytest.approx(0.01 * 3 ** 0.5, abs=1e-6)
+
+
+def _write_3dpw(path, body, frames=6):
+    rng = np.random.default_rng(0)
+    poses = np.concatenate([np.array([[np.pi, 0, 0]] * frames), rng.normal(0, 0.2, (frames, 69))], 1)
+    betas = rng.normal(0, 0.5, 10)
+    cam = np.tile(np.eye(4), (frames, 1, 1))
+    cam[:, :3, 3] = [0, 0, 4]
+    rot = axis_angle_to_matrix(torch.from_numpy(poses.reshape(frames, 24, 3)).float())
+    out = body(torch.from_numpy(np.tile(betas, (frames, 1))).float(), rot, with_vertices=False)
+    kp = out["keypoints"] - out["joints"][:, :1] + torch.tensor([0, 0, 4.0])
+    px = (kp[..., :2] / kp[..., 2:] * 1000 + 500).numpy()
+    coco = np.concatenate([px, np.ones((frames, 17, 1))], -1)
+    op = np.zeros((frames, 18, 3))
+    from key2mesh.keypoints import COCO17_NAMES
+
+    for j, name in enumerate(COCO17_NAMES):
+        op[:, OPENPOSE18_NAMES.index(name)] = coco[:, j]
+    seq = {"sequence": "downtown_test", "poses": [poses], "betas": [np.concatenate([betas, np.zeros(6)])],
+           "trans": [np.zeros((frames, 3))], "poses2d": [op.transpose(0, 2, 1)], "cam_poses": cam,
+           "campose_valid": [np.array([True] * (frames - 1) + [False])], "genders": ["m"]}
+    (path / "sequenceFiles" / "test").mkdir(parents=True)
+    with open(path / "sequenceFiles" / "test" / "downtown_test.pkl", "wb") as handle:
+        pickle.dump(seq, handle, protocol=2)
+    return poses, betas
+
+
+def test_3dpw_reader_and_evaluation(tmp_path, body, tiny_checkpoint):
+    poses, betas = _write_3dpw(tmp_path, body)
+    evalset = read_3dpw(tmp_path)
+    assert len(evalset) == 5  # last frame has no valid camera pose
+    np.testing.assert_allclose(evalset.betas[0], betas, atol=1e-6)
+    network, _ = load_checkpoint(tiny_checkpoint)
+    metrics = evaluate_network(network, evalset, body)
+    assert set(metrics) == {"MPJPE", "PA-MPJPE", "PVE"}
+    assert 0 < metrics["PA-MPJPE"] <= metrics["MPJPE"] + 1e-6
+
+
+def test_h36m_protocol2_reader(tmp_path):
+    n = 8
+    np.savez(tmp_path / "h36m.npz", keypoints2d=np.random.rand(n, 17, 3).astype(np.float32),
+             joints3d=np.random.rand(n, 17, 3) * 1000, subject=np.array(["S9", "S11", "S1", "S9"] * 2),
+             camera=np.array(["60457274"] * 6 + ["55011271"] * 2))
+    evalset = read_h36m_protocol2(tmp_path / "h36m.npz")
+    assert len(evalset) == 5  # S1 and the side camera are not protocol 2
+    assert evalset.joints3d.max() <= 1.0  # millimetres converted to metres
+    with pytest.raises(ValueError, match="missing key"):
+        np.savez(tmp_path / "bad.npz", keypoints2d=np.zeros((1, 17, 3)))
+        read_h36m_protocol2(tmp_path / "bad.npz")
+
+
+def test_smplify_fits_2d_better_than_its_start(body):
+    gen = torch.Generator().manual_seed(0)
+    rot = axis_angle_to_matrix(0.25 * torch.randn(6, 24, 3, generator=gen))
+    rot[:, 0] = torch.eye(3)
+    batch = synthesize(rot, torch.zeros(6, 10), body, SyntheticConfig(drop_prob=0, jitter_px=0, yaw_deg=30), gen)
+    prior = PosePrior(rot)
+    start = fit_smplify(batch["input"], body, prior, SMPLifyConfig(iterations=0))
+    fitted = fit_smplify(batch["input"], body, prior, SMPLifyConfig(iterations=150))
+    gt_j, _ = posed_body(body, batch["betas"], batch["rotmats"])
+    err0 = pa_mpjpe(posed_body(body, start["betas"], start["rotmats"])[0], gt_j).mean()
+    err1 = pa_mpjpe(posed_body(body, fitted["betas"], fitted["rotmats"])[0], gt_j).mean()
+    assert err1 < 0.8 * err0

@@ -1,0 +1,92 @@
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from key2mesh.backends import (
+    BackendUnavailable,
+    OnnxRuntimeBackend,
+    TorchBackend,
+    backend_status,
+    create_backend,
+)
+from key2mesh.export import body_sidecar_path, build_engine, tensorrt_available
+from key2mesh.keypoints import normalize_keypoints
+from key2mesh.mesh_model import OUTPUT_NAMES
+
+
+def _inputs(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    kp = rng.uniform(50, 400, (batch, 17, 3)).astype(np.float32)
+    kp[..., 2] = rng.uniform(0, 1, (batch, 17))
+    return normalize_keypoints(kp)
+
+
+def test_onnx_export_has_dynamic_batch_and_metadata(tiny_onnx, body):
+    model = onnx.load(str(tiny_onnx))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and dims[1].dim_value == 17 and dims[2].dim_value == 3
+    assert [o.name for o in model.graph.output] == list(OUTPUT_NAMES)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["key2mesh_num_vertices"] == str(body.num_vertices)
+    with np.load(body_sidecar_path(tiny_onnx)) as side:
+        assert side["faces"].shape == tuple(body.faces.shape)
+
+
+@pytest.mark.parametrize("batch", [1, 5, 64])
+def test_onnxruntime_matches_torch(tiny_onnx, tiny_checkpoint, batch):
+    ort_out = OnnxRuntimeBackend(tiny_onnx).run(_inputs(batch))
+    torch_out = TorchBackend(tiny_checkpoint).run(_inputs(batch))
+    for name in OUTPUT_NAMES:
+        assert ort_out[name].shape == torch_out[name].shape
+        np.testing.assert_allclose(ort_out[name], torch_out[name], atol=2e-4, rtol=1e-3, err_msg=name)
+    assert ort_out["vertices"].shape[0] == batch and ort_out["joints"].shape[1:] == (24, 3)
+    np.testing.assert_allclose(ort_out["joints"][:, 0], 0, atol=1e-5)  # root-relative
+
+
+def test_auto_backend_choice_and_loud_failures(tiny_onnx, tiny_checkpoint, caplog):
+    caplog.set_level("INFO")
+    backend = create_backend("auto", onnx_path=tiny_onnx, checkpoint=tiny_checkpoint)
+    expected = "tensorrt" if backend_status()["tensorrt"][0] else "onnxruntime"
+    assert backend.name == expected
+    assert f"backend auto -> {expected}" in caplog.text
+    assert create_backend("auto", checkpoint=tiny_checkpoint).name == "torch"  # no ONNX file
+    if not backend_status()["tensorrt"][0]:
+        with pytest.raises(BackendUnavailable, match="tensorrt"):
+            create_backend("tensorrt", onnx_path=tiny_onnx)
+    with pytest.raises(ValueError, match="unknown backend"):
+        create_backend("tflite", onnx_path=tiny_onnx)
+    with pytest.raises(ValueError, match="NaN"):
+        backend.run(np.full((1, 17, 3), np.nan, np.float32))
+
+
+def test_tensorrt_engine_matches_onnxruntime(tiny_onnx, tmp_path):
+    ok, reason = tensorrt_available()
+    if not ok:
+        pytest.skip(f"TensorRT cannot run here: {reason}")
+    engine = build_engine(tiny_onnx, cache_dir=tmp_path)
+    assert build_engine(tiny_onnx, cache_dir=tmp_path) == engine  # cached
+    trt_out = create_backend("tensorrt", onnx_path=tiny_onnx, engine_path=engine).run(_inputs(5))
+    ort_out = OnnxRuntimeBackend(tiny_onnx).run(_inputs(5))
+    np.testing.assert_allclose(trt_out["vertices"], ort_out["vertices"], atol=1e-3)
+
+
+def test_export_cli_reports_engine_skip(tiny_checkpoint, tmp_path, capsys):
+    from key2mesh_train.cli import main
+
+    assert main(["export", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "onnx:" in out
+    if not tensorrt_available()[0]:
+        assert "tensorrt engine: skipped" in out
+        assert main(["export", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "n.onnx"),
+                     "--engine", "always"]) == 2
+    assert main(["export", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+
+
+def test_torch_onnx_graph_is_deterministic_in_eval(tiny_checkpoint):
+    backend = TorchBackend(tiny_checkpoint)
+    x = _inputs(4)
+    a, b = backend.run(x), backend.run(x)
+    assert np.array_equal(a["vertices"], b["vertices"])
+    assert torch.is_inference_mode_enabled() is False
