@@ -7,6 +7,7 @@ least-squares fit, differentiable) instead of learning a camera the input cannot
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -32,3 +33,28 @@ def fit_weak_perspective(points: torch.Tensor, target: torch.Tensor, weights: to
     scale = scale.clamp_min(1e-3)
     offset = tg_mean[:, 0] - scale[:, None] * xy_mean[:, 0]
     return scale[:, None, None] * xy + offset[:, None], scale, offset
+
+
+def solve_translation(points: np.ndarray, pixels: np.ndarray, weights: np.ndarray, camera_matrix: np.ndarray) -> np.ndarray | None:
+    """Camera-frame translation ``t [3]`` that best projects ``points + t`` onto ``pixels``.
+
+    ``points [N,3]`` are root-relative, camera-oriented 3D keypoints, ``pixels [N,2]`` the
+    detections, ``weights [N]`` their confidences, ``camera_matrix`` the 3x3 K. The pinhole
+    equations are linear in ``t`` (DLT-style), so this is one weighted least-squares solve;
+    returns None when fewer than 3 joints are usable or the person would be behind the camera.
+    """
+    fx, fy, cx, cy = camera_matrix[0, 0], camera_matrix[1, 1], camera_matrix[0, 2], camera_matrix[1, 2]
+    ok = (weights > 0) & np.isfinite(pixels).all(-1) & np.isfinite(points).all(-1)
+    if ok.sum() < 3 or fx <= 0 or fy <= 0:
+        return None
+    p, uv, w = points[ok].astype(np.float64), pixels[ok].astype(np.float64), np.sqrt(weights[ok])
+    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
+    zeros = np.zeros_like(du)
+    rows_u = np.stack([np.full_like(du, fx), zeros, -du], -1)
+    rows_v = np.stack([zeros, np.full_like(dv, fy), -dv], -1)
+    a = np.concatenate([rows_u * w[:, None], rows_v * w[:, None]])
+    b = np.concatenate([(du * p[:, 2] - fx * p[:, 0]) * w, (dv * p[:, 2] - fy * p[:, 1]) * w])
+    t, *_ = np.linalg.lstsq(a, b, rcond=None)
+    if t[2] <= 0.1:
+        return None
+    return t

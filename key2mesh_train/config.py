@@ -22,7 +22,7 @@ class DataConfig:
     # skipped; if nothing is found, procedural motion is generated under cache_dir.
     mocap: list[str] = field(default_factory=lambda: ["../shared/mocap/cmu"])
     cache_dir: str = "artifacts/cache"
-    procedural_sequences: int = 60
+    procedural_sequences: int = 180
     frame_stride: int = 2
     held_out_fraction: float = 0.2
     body_model: str | None = None  # None: $KEY2MESH_BODY_MODEL or the shipped stand-in
@@ -30,7 +30,7 @@ class DataConfig:
 
 @dataclass
 class PretrainConfig:
-    steps: int = 3000
+    steps: int = 4000
     batch_size: int = 256
     lr: float = 1e-3
     lr_decay_at: float = 0.7  # fraction of steps after which lr drops 10x

@@ -24,7 +24,7 @@ class SyntheticConfig:
     image_height: int = 480
     focal_min: float = 400.0
     focal_max: float = 1200.0
-    distance_min: float = 2.0
+    distance_min: float = 1.2
     distance_max: float = 8.0
     principal_jitter_px: float = 20.0
     yaw_deg: float = 360.0  # full turn
@@ -32,7 +32,7 @@ class SyntheticConfig:
     jitter_px: float = 1.0
     drop_prob: float = 0.2
     truncate: bool = True
-    centre_margin: float = 0.2  # pelvis lands in the middle (1 - 2*margin) of the image
+    centre_margin: float = 0.1  # pelvis lands in the middle (1 - 2*margin) of the image
 
 
 @dataclass

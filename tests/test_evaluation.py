@@ -96,3 +96,21 @@ def test_smplify_fits_2d_better_than_its_start(body):
     err0 = pa_mpjpe(posed_body(body, start["betas"], start["rotmats"])[0], gt_j).mean()
     err1 = pa_mpjpe(posed_body(body, fitted["betas"], fitted["rotmats"])[0], gt_j).mean()
     assert err1 < 0.8 * err0
+
+
+def test_solve_translation_recovers_camera_position(body):
+    from key2mesh.projection import solve_translation
+
+    rot = torch.eye(3).repeat(1, 24, 1, 1)
+    rot[:, 0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # facing the camera, y down
+    kp = body(torch.zeros(1, 10), rot, with_vertices=False, root_relative=True)["keypoints"][0].double().numpy()
+    k = np.array([[800.0, 0, 320], [0, 800.0, 240], [0, 0, 1]])
+    t = np.array([0.4, -0.2, 3.5])
+    cam = kp + t
+    px = cam[:, :2] / cam[:, 2:] * 800 + [320, 240]
+    weights = np.ones(17)
+    weights[[3, 4]] = 0  # missing ears must not matter
+    px[[3, 4]] = np.nan
+    np.testing.assert_allclose(solve_translation(kp, px, weights, k), t, atol=1e-6)
+    assert solve_translation(kp, px, np.zeros(17), k) is None  # nothing visible
+    assert solve_translation(kp, px, weights, -k) is None  # nonsense calibration

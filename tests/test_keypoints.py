@@ -53,7 +53,7 @@ def test_numpy_and_torch_agree_and_roundtrip():
 
 def test_openpose18_reordering(tmp_path):
     op = np.zeros((18, 3), np.float32)
-    for i, name in enumerate(OPENPOSE18_NAMES):
+    for i in range(len(OPENPOSE18_NAMES)):
         op[i] = [i, 10 * i, 1]
     coco = openpose18_to_coco17(op)
     for j, name in enumerate(COCO17_NAMES):

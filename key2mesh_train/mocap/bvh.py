@@ -100,7 +100,7 @@ def read_bvh(path: str | Path) -> BVHMotion:
         line_no = 1
         raise fail("file must start with HIERARCHY")
     next(iterator)
-    for line_no, raw in iterator:
+    for line_no, raw in iterator:  # noqa: B007 (read by fail())
         parts = raw.split()
         if not parts:
             continue
@@ -161,7 +161,7 @@ def read_bvh(path: str | Path) -> BVHMotion:
         raise fail("Frame Time must be positive")
     width = sum(len(j.channels) for j in joints)
     rows = []
-    for line_no, raw in iterator:
+    for line_no, raw in iterator:  # noqa: B007 (read by fail())
         if raw.strip():
             rows.append(floats(raw.split(), width))
     if len(rows) != frame_count:

@@ -1,0 +1,160 @@
+"""ROS 2 bags (mcap and sqlite3) read and written with the pure-Python ``rosbags`` library.
+
+Messages stay CDR bytes end to end: rclpy serialises and deserialises them, rosbags only
+handles the container, so a recorded bag replays bit-identical into real ROS 2 tools.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from rclpy.serialization import deserialize_message, serialize_message
+
+MSG_DIR = Path(__file__).resolve().parents[2] / "key2mesh_msgs" / "msg"
+
+
+class BagError(ValueError):
+    """A bag that cannot be used as asked; the message says why (path, topics present)."""
+
+
+def message_class(msgtype: str):
+    """``sensor_msgs/msg/Image`` -> the rclpy class."""
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def msgtype_of(msg) -> str:
+    module = type(msg).__module__.split(".")[0]
+    return f"{module}/msg/{type(msg).__name__}"
+
+
+def typestore():
+    """Kilted's standard types plus key2mesh_msgs (needed for mcap message definitions)."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    types = {}
+    for path in sorted(MSG_DIR.glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(), f"key2mesh_msgs/msg/{path.stem}"))
+    store.register(types)
+    return store
+
+
+def _storage(path: Path, storage: str):
+    from rosbags.rosbag2 import StoragePlugin
+
+    if storage not in ("mcap", "sqlite3"):
+        raise ValueError(f"storage must be mcap or sqlite3, got {storage!r}")
+    return StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+
+
+def write_bag(path: str | Path, messages: Iterable[tuple[str, object, int]], storage: str = "mcap") -> Path:
+    """Write ``(topic, rclpy message, timestamp_ns)`` tuples into a new bag folder."""
+    from rosbags.rosbag2 import Writer
+
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"bag already exists: {path}")
+    store = typestore()
+    with Writer(path, version=9, storage_plugin=_storage(path, storage)) as writer:
+        connections = {}
+        for topic, msg, stamp in messages:
+            kind = msgtype_of(msg)
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, kind, typestore=store)
+            writer.write(connections[topic], int(stamp), serialize_message(msg))
+    return path
+
+
+def bag_topics(path: str | Path) -> dict[str, str]:
+    from rosbags.rosbag2 import Reader
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag not found: {path}")
+    try:
+        with Reader(path) as reader:
+            return {c.topic: c.msgtype for c in reader.connections}
+    except Exception as err:  # rosbags raises its own error types for broken bags
+        raise BagError(f"{path}: not a readable ROS 2 bag ({err})") from err
+
+
+def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, object]]:
+    """Yield ``(topic, msgtype, timestamp_ns, rclpy message)`` in time order."""
+    from rosbags.rosbag2 import Reader
+
+    path = Path(path)
+    present = bag_topics(path)
+    wanted = list(topics) if topics is not None else list(present)
+    missing = [t for t in wanted if t not in present]
+    if missing:
+        raise BagError(f"{path}: no topic {missing}; topics in the bag: {sorted(present) or 'none'}")
+    with Reader(path) as reader:
+        if reader.message_count == 0:
+            raise BagError(f"{path}: the bag is empty")
+        connections = [c for c in reader.connections if c.topic in wanted]
+        classes = {c.topic: message_class(c.msgtype) for c in connections}
+        for connection, stamp, raw in reader.messages(connections=connections):
+            yield connection.topic, connection.msgtype, stamp, deserialize_message(raw, classes[connection.topic])
+
+
+class BagRecorder:
+    """Subscribe to topics on ``node`` and keep their raw CDR bytes; ``save`` writes a bag."""
+
+    def __init__(self, node, topics: dict[str, type], qos=10) -> None:
+        self.records: list[tuple[str, str, int, bytes]] = []
+        self.node = node
+        for topic, cls in topics.items():
+            kind = f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
+            node.create_subscription(cls, topic, self._callback(topic, kind), qos, raw=True)
+
+    def _callback(self, topic: str, kind: str):
+        def record(raw: bytes) -> None:
+            self.records.append((topic, kind, time.time_ns(), raw))
+
+        return record
+
+    def save(self, path: str | Path, storage: str = "mcap") -> Path:
+        from rosbags.rosbag2 import Writer
+
+        path = Path(path)
+        if path.exists():
+            raise FileExistsError(f"bag already exists: {path}")
+        store = typestore()
+        with Writer(path, version=9, storage_plugin=_storage(path, storage)) as writer:
+            connections = {}
+            for topic, kind, stamp, raw in self.records:
+                if topic not in connections:
+                    connections[topic] = writer.add_connection(topic, kind, typestore=store)
+                writer.write(connections[topic], stamp, raw)
+        return path
+
+
+def play_bag(node, path: str | Path, topics: Iterable[str] | None = None, rate: float = 1.0,
+             qos=None, spin=None) -> int:
+    """Publish a bag's messages on ``node`` at ``rate`` x recorded speed; returns the count.
+
+    ``spin`` (e.g. ``lambda: rclpy.spin_once(node, timeout_sec=0)``) runs between messages
+    so the caller's subscriptions keep flowing during playback.
+    """
+    from rclpy.qos import qos_profile_sensor_data
+
+    publishers: dict[str, object] = {}
+    start_wall = time.monotonic()
+    first_stamp = None
+    count = 0
+    for topic, _, stamp, msg in read_bag(path, topics):
+        if topic not in publishers:
+            publishers[topic] = node.create_publisher(type(msg), topic, qos or qos_profile_sensor_data)
+        first_stamp = stamp if first_stamp is None else first_stamp
+        due = start_wall + (stamp - first_stamp) / 1e9 / max(rate, 1e-6)
+        while time.monotonic() < due:
+            if spin is not None:
+                spin()
+            time.sleep(min(0.005, max(0.0, due - time.monotonic())))
+        publishers[topic].publish(msg)
+        count += 1
+    return count

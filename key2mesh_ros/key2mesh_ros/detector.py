@@ -1,0 +1,70 @@
+"""YOLO-pose person detector (ultralytics) returning COCO-17 keypoints per person."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+SHARED_MODEL = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "yolo11n-pose.onnx"
+
+
+@dataclass
+class Detection:
+    box: np.ndarray  # [4] x_min, y_min, x_max, y_max (pixels)
+    score: float
+    keypoints: np.ndarray  # [17, 3] x, y, confidence (pixels)
+
+
+def default_detector_path() -> str:
+    """The shared real detector where present; else the official name ultralytics knows."""
+    env = os.environ.get("KEY2MESH_DETECTOR")
+    if env:
+        return env
+    return str(SHARED_MODEL) if SHARED_MODEL.exists() else "yolo11n-pose.pt"
+
+
+class PoseDetector:
+    """Wraps ``ultralytics.YOLO`` for ``.pt``, ``.onnx`` and ``.engine`` pose models."""
+
+    def __init__(self, model_path: str | os.PathLike | None = None, confidence: float = 0.3, image_size: int = 640,
+                 max_people: int = 20, device: str | None = None) -> None:
+        os.environ.setdefault("YOLO_OFFLINE", "1")  # robots are often offline: never phone home
+        os.environ.setdefault("YOLO_VERBOSE", "False")
+        import onnxruntime
+        from ultralytics import YOLO
+
+        onnxruntime.set_default_logger_severity(3)  # quantised exports log one line per pruned tensor
+
+        path = str(model_path or default_detector_path())
+        if path.endswith((".onnx", ".engine")) or os.sep in path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"detector model not found: {path}")
+        self.model = YOLO(path, task="pose")
+        self.path = path
+        self.confidence = confidence
+        self.image_size = image_size
+        self.max_people = max_people
+        self.device = device
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """People in an ``[H,W,3]`` uint8 RGB image, best first; at most ``max_people + 1`` so a
+        caller can tell that the cap was hit."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"detector wants HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        # ultralytics treats numpy images as BGR (OpenCV order)
+        result = self.model.predict(np.ascontiguousarray(rgb[..., ::-1]), conf=self.confidence, imgsz=self.image_size,
+                                    max_det=self.max_people + 1, verbose=False, device=self.device)[0]
+        if result.keypoints is None or result.boxes is None or len(result.boxes) == 0:
+            return []
+        boxes = result.boxes.xyxy.cpu().numpy().astype(np.float32)
+        scores = result.boxes.conf.cpu().numpy().astype(np.float32)
+        keypoints = result.keypoints.data.cpu().numpy().astype(np.float32)
+        if keypoints.shape[-1] == 2:  # models without keypoint confidences
+            keypoints = np.concatenate([keypoints, np.ones_like(keypoints[..., :1])], -1)
+        order = np.argsort(-scores)
+        return [Detection(boxes[i], float(scores[i]), keypoints[i]) for i in order]

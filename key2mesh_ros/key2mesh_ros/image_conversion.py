@@ -1,0 +1,82 @@
+"""ROS image messages <-> numpy, without cv_bridge (none installs from PyPI)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# encoding -> (channels, dtype, to-RGB channel order or None for grey)
+ENCODINGS = {
+    "rgb8": (3, np.uint8, (0, 1, 2)),
+    "bgr8": (3, np.uint8, (2, 1, 0)),
+    "rgba8": (4, np.uint8, (0, 1, 2)),
+    "bgra8": (4, np.uint8, (2, 1, 0)),
+    "mono8": (1, np.uint8, None),
+    "8UC1": (1, np.uint8, None),
+    "8UC3": (3, np.uint8, (2, 1, 0)),  # OpenCV convention: BGR
+    "mono16": (1, np.uint16, None),
+    "16UC1": (1, np.uint16, None),
+}
+
+
+class ImageError(ValueError):
+    """An image message that cannot be turned into pixels; the message says why."""
+
+
+def image_to_rgb(msg) -> np.ndarray:
+    """``sensor_msgs/Image`` -> contiguous ``[H,W,3]`` uint8 RGB.
+
+    Honours ``step`` (row padding) and ``is_bigendian`` (16-bit); 16-bit grey is scaled to
+    8 bits by its maximum, since detectors want 8-bit colour.
+    """
+    encoding = msg.encoding
+    if encoding not in ENCODINGS:
+        raise ImageError(f"unsupported encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
+    channels, dtype, order = ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ImageError(f"empty image ({width}x{height})")
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = width * channels * itemsize
+    if step < row_bytes:
+        raise ImageError(f"step {step} is smaller than a row ({row_bytes} bytes for {width} px {encoding})")
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size < step * (height - 1) + row_bytes:
+        raise ImageError(f"data has {data.size} bytes, {width}x{height} {encoding} with step {step} needs {step * height}")
+    rows = np.lib.stride_tricks.as_strided(data, shape=(height, row_bytes), strides=(step, 1))
+    pixels = rows.copy().view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<") if itemsize > 1 else dtype)
+    pixels = pixels.reshape(height, width, channels)
+    if itemsize > 1:
+        peak = max(int(pixels.max()), 1)
+        pixels = (pixels.astype(np.float32) * (255.0 / peak)).astype(np.uint8)
+    if order is None:
+        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))
+    return np.ascontiguousarray(pixels[..., list(order)])
+
+
+def compressed_to_rgb(msg) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (jpeg/png) -> ``[H,W,3]`` uint8 RGB."""
+    import cv2
+
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    if buffer.size == 0:
+        raise ImageError("empty compressed image")
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"corrupt or unsupported compressed image (format {msg.format!r}, {buffer.size} bytes)")
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def rgb_to_image(rgb: np.ndarray, header=None, encoding: str = "rgb8"):
+    """``[H,W,3]`` uint8 RGB -> ``sensor_msgs/Image`` (``rgb8`` or ``bgr8``)."""
+    from sensor_msgs.msg import Image
+
+    if encoding not in ("rgb8", "bgr8"):
+        raise ValueError("rgb_to_image writes rgb8 or bgr8")
+    pixels = rgb if encoding == "rgb8" else rgb[..., ::-1]
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding, msg.is_bigendian, msg.step = encoding, 0, int(rgb.shape[1] * 3)
+    msg.data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+    return msg

@@ -1,0 +1,103 @@
+"""Build ROS messages from Key2Mesh outputs cheaply: arrays are filled from bytes, never
+element by element (assigning a numpy array to a message field costs milliseconds)."""
+
+from __future__ import annotations
+
+import array
+
+import numpy as np
+from geometry_msgs.msg import Point
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from key2mesh.keypoints import COCO17_NAMES, SMPL_JOINT_NAMES, SMPL_PARENTS
+from key2mesh_msgs.msg import BodyModelInfo, HumanMesh, HumanMeshArray
+
+
+def float_array(values: np.ndarray) -> array.array:
+    out = array.array("f")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    return out
+
+
+def human_mesh(header, track_id: int, score: float, box: np.ndarray, keypoints: np.ndarray, pose: np.ndarray,
+               betas: np.ndarray, joints: np.ndarray, vertices: np.ndarray | None,
+               position: np.ndarray | None) -> HumanMesh:
+    msg = HumanMesh()
+    msg.header = header
+    msg.track_id = int(track_id)
+    msg.detection_score = float(score)
+    msg.bbox = float_array(box)
+    msg.keypoints_2d = float_array(np.nan_to_num(keypoints, nan=0.0))
+    msg.pose = float_array(pose)
+    msg.betas = float_array(betas)
+    offset = position if position is not None else np.zeros(3, np.float32)
+    msg.joints = float_array(joints + offset)
+    if vertices is not None:
+        msg.vertices = float_array(vertices + offset)
+    if position is not None:
+        msg.position = Point(x=float(position[0]), y=float(position[1]), z=float(position[2]))
+        msg.position_valid = True
+    return msg
+
+
+def human_mesh_array(header, humans: list[HumanMesh], latency_ms: float) -> HumanMeshArray:
+    msg = HumanMeshArray()
+    msg.header = header
+    msg.humans = humans
+    msg.latency_ms = float(latency_ms)
+    return msg
+
+
+def body_model_info(name: str, faces: np.ndarray | None, num_vertices: int) -> BodyModelInfo:
+    msg = BodyModelInfo()
+    msg.body_model = name
+    msg.num_vertices = int(num_vertices)
+    if faces is not None:
+        out = array.array("I")
+        out.frombytes(np.ascontiguousarray(faces, dtype=np.uint32).tobytes())
+        msg.faces = out
+    msg.joint_names = list(SMPL_JOINT_NAMES)
+    msg.keypoint_names = list(COCO17_NAMES)
+    return msg
+
+
+_BONES = [(j, p) for j, p in enumerate(SMPL_PARENTS) if p >= 0]
+
+
+def _points(xyz: np.ndarray) -> list[Point]:
+    return [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
+
+
+def skeleton_markers(header, joints_by_person: list[np.ndarray], ids: list[int], lifetime_s: float = 0.5) -> MarkerArray:
+    """Joints as spheres and bones as lines, one pair of markers per person (cheap)."""
+    markers = MarkerArray()
+    for joints, track_id in zip(joints_by_person, ids, strict=True):
+        colour = ColorRGBA(r=0.1 + 0.8 * ((track_id * 0.37) % 1.0), g=0.8, b=0.3, a=1.0)
+        for kind, marker_type, points in (
+            ("joints", Marker.SPHERE_LIST, joints),
+            ("bones", Marker.LINE_LIST, joints[np.array(_BONES).reshape(-1)]),
+        ):
+            m = Marker()
+            m.header = header
+            m.ns, m.id, m.type, m.action = f"key2mesh_{kind}", int(track_id), marker_type, Marker.ADD
+            m.pose.orientation.w = 1.0
+            m.scale.x = m.scale.y = m.scale.z = 0.04 if kind == "joints" else 0.015
+            m.color = colour
+            m.lifetime.sec, m.lifetime.nanosec = int(lifetime_s), int((lifetime_s % 1) * 1e9)
+            m.points = _points(points)
+            markers.markers.append(m)
+    return markers
+
+
+def mesh_marker(header, vertices: np.ndarray, faces: np.ndarray, track_id: int, lifetime_s: float = 1.0) -> Marker:
+    """Full mesh as a TRIANGLE_LIST: heavy (tens of thousands of Points), so rate-limit it."""
+    m = Marker()
+    m.header = header
+    m.ns, m.id, m.type, m.action = "key2mesh_mesh", int(track_id), Marker.TRIANGLE_LIST, Marker.ADD
+    m.pose.orientation.w = 1.0
+    m.scale.x = m.scale.y = m.scale.z = 1.0
+    m.color = ColorRGBA(r=0.7, g=0.7, b=0.9, a=0.8)
+    m.lifetime.sec, m.lifetime.nanosec = int(lifetime_s), int((lifetime_s % 1) * 1e9)
+    m.points = _points(vertices[faces.reshape(-1)])
+    return m

@@ -1,0 +1,259 @@
+"""The Key2Mesh ROS 2 node: camera image -> YOLO-pose -> Key2Mesh -> /human_mesh.
+
+Callbacks only stash the newest frame; a worker thread processes it, so a slow frame makes
+the node skip to the newest image (counted as dropped) instead of building a backlog.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+
+from key2mesh.keypoints import normalize_keypoints
+from key2mesh.projection import solve_translation
+from key2mesh_ros import messages
+from key2mesh_ros.image_conversion import ImageError, compressed_to_rgb, image_to_rgb
+from key2mesh_ros.tracking import Tracker
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STAGES = ("decode", "detect", "lift", "publish", "total")
+
+PARAMETERS = {
+    "image_topic": ("/camera/image_raw", "sensor_msgs/Image input"),
+    "compressed_topic": ("", "sensor_msgs/CompressedImage input ('' = off)"),
+    "camera_info_topic": ("/camera/camera_info", "CameraInfo for metric positions ('' = off)"),
+    "output_topic": ("/human_mesh", "key2mesh_msgs/HumanMeshArray output"),
+    "detector_model": ("", "YOLO-pose .pt/.onnx/.engine ('' = shared yolo11n-pose.onnx or yolo11n-pose.pt)"),
+    "detector_confidence": (0.3, "minimum person box score"),
+    "detector_image_size": (640, "detector input size (pixels)"),
+    "max_people": (20, "at most this many people per image (highest scores kept)"),
+    "backend": ("auto", "auto | tensorrt | onnxruntime | torch"),
+    "onnx_model": (str(REPO_ROOT / "artifacts" / "key2mesh.onnx"), "fused Key2Mesh ONNX (key2mesh-train export)"),
+    "checkpoint": (str(REPO_ROOT / "artifacts" / "key2mesh_pretrained.pt"), "checkpoint for the torch backend"),
+    "engine": ("", "prebuilt TensorRT engine ('' = build/cache from the ONNX file)"),
+    "publish_vertices": (True, "fill HumanMesh.vertices"),
+    "publish_markers": (True, "skeleton markers on <output_topic>/markers"),
+    "mesh_marker": (False, "also publish full meshes as TRIANGLE_LIST markers (heavy)"),
+    "mesh_marker_rate_hz": (1.0, "rate limit for mesh markers"),
+    "smoothing": (True, "One-Euro smoothing of 2D keypoints per track"),
+    "smoothing_min_cutoff": (1.0, "One-Euro min cutoff (Hz)"),
+    "smoothing_beta": (0.05, "One-Euro speed coefficient"),
+    "track_max_age_s": (1.0, "forget a track unseen for this long"),
+    "stats_period_s": (2.0, "log and publish latency statistics this often (0 = never)"),
+}
+
+
+class Key2MeshNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("key2mesh_node", **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.params = p
+
+        from key2mesh.backends import create_backend
+        from key2mesh_ros.detector import PoseDetector
+
+        self.detector = PoseDetector(p["detector_model"] or None, p["detector_confidence"], p["detector_image_size"],
+                                     p["max_people"])
+        self.backend = create_backend(p["backend"], onnx_path=p["onnx_model"], checkpoint=p["checkpoint"],
+                                      engine_path=p["engine"] or None)
+        self._warm_up()
+        self.get_logger().info(f"detector {self.detector.path}; Key2Mesh backend {self.backend.name}")
+        self.tracker = Tracker(max_age_s=p["track_max_age_s"], smoothing=p["smoothing"],
+                               min_cutoff=p["smoothing_min_cutoff"], beta=p["smoothing_beta"])
+        self.camera_matrix: np.ndarray | None = None
+        self._warned: dict[str, float] = {}
+
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        out = p["output_topic"]
+        from key2mesh_msgs.msg import BodyModelInfo, HumanMeshArray
+
+        self.pub_humans = self.create_publisher(HumanMeshArray, out, reliable)
+        self.pub_markers = self.create_publisher(MarkerArray, f"{out}/markers", reliable)
+        self.pub_stats = self.create_publisher(String, f"{out}/stats", reliable)
+        self.pub_info = self.create_publisher(BodyModelInfo, f"{out}/body_model", latched)
+        faces = getattr(self.backend, "faces", None)
+        num_vertices = int(faces.max()) + 1 if faces is not None else 0
+        self.faces = faces
+        self.pub_info.publish(messages.body_model_info(Path(p["onnx_model"]).stem, faces, num_vertices))
+        self.last_mesh_marker = 0.0
+
+        self.sub_image = self.create_subscription(Image, p["image_topic"], lambda m: self._stash(m, "raw"),
+                                                  qos_profile_sensor_data)
+        if p["compressed_topic"]:
+            self.create_subscription(CompressedImage, p["compressed_topic"], lambda m: self._stash(m, "compressed"),
+                                     qos_profile_sensor_data)
+        if p["camera_info_topic"]:
+            self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, qos_profile_sensor_data)
+
+        self.timings = {stage: deque(maxlen=600) for stage in STAGES}
+        self.counts = {"frames": 0, "dropped": 0, "bad_images": 0, "people": 0}
+        self._pending: tuple | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="key2mesh_worker", daemon=True)
+        self._worker.start()
+        if p["stats_period_s"] > 0:
+            self.create_timer(p["stats_period_s"], self._publish_stats)
+
+    def _warn(self, text: str, period_s: float = 5.0) -> None:
+        """Throttle per kind of problem (not per call site), so each distinct fault is reported."""
+        key = text[:40]
+        now = time.monotonic()
+        if now - self._warned.get(key, -1e9) >= period_s:
+            self._warned[key] = now
+            self.get_logger().warning(text)
+
+    def _warm_up(self) -> None:
+        """Run both models once so the first camera frame does not pay for lazy setup."""
+        self.detector.detect(np.zeros((480, 640, 3), np.uint8))
+        self.backend.run(normalize_keypoints(np.ones((1, 17, 3), np.float32)))
+
+    # --- callbacks: constant time -------------------------------------------------------
+    def _stash(self, msg, kind: str) -> None:
+        with self._cond:
+            if self._pending is not None:
+                self.counts["dropped"] += 1  # a newer frame arrived before this one was taken
+            self._pending = (msg, kind, time.perf_counter())
+            self._cond.notify()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        self.camera_matrix = k if k[0, 0] > 0 and k[1, 1] > 0 else None
+
+    # --- worker ------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                while self._pending is None and not self._stop.is_set():
+                    self._cond.wait(0.1)
+                if self._stop.is_set():
+                    return
+                msg, kind, received = self._pending
+                self._pending = None
+            try:
+                self.process(msg, kind, received)
+            except ImageError as err:
+                self.counts["bad_images"] += 1
+                self._warn(f"skipping image: {err}")
+            except Exception as err:  # keep the robot's perception alive; say what broke
+                if not self.context.ok():
+                    return  # shutting down: publishers are gone
+                self.get_logger().error(f"frame failed: {type(err).__name__}: {err}", throttle_duration_sec=2.0)
+
+    def process(self, msg, kind: str, received: float) -> None:
+        t0 = time.perf_counter()
+        rgb = image_to_rgb(msg) if kind == "raw" else compressed_to_rgb(msg)
+        t1 = time.perf_counter()
+        detections = self.detector.detect(rgb)
+        if len(detections) > self.params["max_people"]:
+            self._warn(f"more than {self.params['max_people']} people in view: keeping the "
+                       f"{self.params['max_people']} most confident (parameter max_people)")
+            detections = detections[: self.params["max_people"]]
+        t2 = time.perf_counter()
+        humans = []
+        joints_for_markers, ids = [], []
+        if detections:
+            boxes = np.stack([d.box for d in detections])
+            keypoints = np.stack([d.keypoints for d in detections]).astype(np.float32)
+            bad = ~np.isfinite(keypoints).all(-1)
+            if bad.any():
+                self._warn(f"{int(bad.sum())} keypoints with NaN from the detector: treated as missing")
+                keypoints[bad] = 0.0
+            track_ids, smoothed = self.tracker.update(boxes, keypoints, received)
+            out = self.backend.run(normalize_keypoints(smoothed))
+            t3 = time.perf_counter()
+            for i, det in enumerate(detections):
+                position = None
+                if self.camera_matrix is not None:
+                    position = solve_translation(out["keypoints3d"][i], smoothed[i, :, :2], smoothed[i, :, 2],
+                                                 self.camera_matrix)
+                vertices = out["vertices"][i] if self.params["publish_vertices"] else None
+                humans.append(messages.human_mesh(msg.header, track_ids[i], det.score, det.box, smoothed[i],
+                                                  out["pose"][i], out["betas"][i], out["joints"][i], vertices,
+                                                  position))
+                if position is not None:
+                    joints_for_markers.append(out["joints"][i] + position)
+                    ids.append(track_ids[i])
+        else:
+            t3 = time.perf_counter()
+        self.pub_humans.publish(messages.human_mesh_array(msg.header, humans, (time.perf_counter() - received) * 1000))
+        if self.params["publish_markers"] and joints_for_markers:
+            self.pub_markers.publish(messages.skeleton_markers(msg.header, joints_for_markers, ids))
+            self._maybe_mesh_markers(msg.header, humans)
+        t4 = time.perf_counter()
+        for stage, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - received), strict=True):
+            self.timings[stage].append(value * 1000)
+        self.counts["frames"] += 1
+        self.counts["people"] += len(humans)
+
+    def _maybe_mesh_markers(self, header, humans) -> None:
+        now = time.monotonic()
+        rate = self.params["mesh_marker_rate_hz"]
+        if not self.params["mesh_marker"] or self.faces is None or rate <= 0 or now - self.last_mesh_marker < 1 / rate:
+            return
+        self.last_mesh_marker = now
+        array = MarkerArray()
+        for human in humans:
+            if human.position_valid and len(human.vertices):
+                vertices = np.frombuffer(human.vertices, dtype=np.float32).reshape(-1, 3)
+                array.markers.append(messages.mesh_marker(header, vertices, self.faces, human.track_id))
+        if array.markers:
+            self.pub_markers.publish(array)
+
+    def stats(self) -> dict:
+        def summary(values):
+            data = np.asarray(values, dtype=np.float64)
+            if data.size == 0:
+                return {"median_ms": None, "p90_ms": None}
+            return {"median_ms": round(float(np.median(data)), 3), "p90_ms": round(float(np.percentile(data, 90)), 3)}
+
+        return {"stages": {s: summary(v) for s, v in self.timings.items()}, **self.counts, "backend": self.backend.name}
+
+    def _publish_stats(self) -> None:
+        stats = self.stats()
+        self.pub_stats.publish(String(data=json.dumps(stats)))
+        total = stats["stages"]["total"]
+        if stats["frames"]:
+            self.get_logger().info(f"{stats['frames']} frames, {stats['dropped']} dropped, total median "
+                                   f"{total['median_ms']} ms", throttle_duration_sec=10.0)
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify()
+        self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = Key2MeshNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

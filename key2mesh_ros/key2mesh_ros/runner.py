@@ -1,0 +1,44 @@
+"""``key2mesh-node``: run the node with a YAML parameter file, as the launch file does.
+
+``ros2 launch key2mesh_ros key2mesh.launch.py`` needs the ROS launch tool, which does not
+install from PyPI; this runner starts the same node with the same parameter file and Fast
+DDS profile, and passes any ``--ros-args`` through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from key2mesh_ros.ros_environment import DEFAULT_PARAMS, configure_ros_environment
+
+
+def build_ros_args(params: Path, remaps: list[str], extra: list[str]) -> list[str]:
+    args = ["--ros-args", "--params-file", str(params)]
+    for remap in remaps:
+        args += ["-r", remap]
+    return args + [a for a in extra if a != "--ros-args"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="key2mesh-node", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS,
+                        help=f"ROS 2 parameter YAML (default: {DEFAULT_PARAMS})")
+    parser.add_argument("--remap", action="append", default=[], metavar="FROM:=TO",
+                        help="topic remapping, e.g. /camera/image_raw:=/front/image (repeatable)")
+    parser.add_argument("--localhost-only", action="store_true",
+                        help="ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (tests, demos)")
+    args, extra = parser.parse_known_args(argv)
+    if not args.params.is_file():
+        parser.error(f"parameter file not found: {args.params}")
+    configure_ros_environment(localhost_only=args.localhost_only)
+    from key2mesh_ros.node import main as node_main
+
+    node_main(["key2mesh_node", *build_ros_args(args.params, args.remap, extra)])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Track ids across frames by box overlap, and One-Euro smoothing of 2D keypoints."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix between boxes ``a [N,4]`` and ``b [M,4]`` (x1, y1, x2, y2)."""
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(br - tl, 0, None).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
+
+
+class OneEuroFilter:
+    """One-Euro filter (Casiez et al., CHI 2012) on arrays: smooth when still, quick when moving."""
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0) -> None:
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.value: np.ndarray | None = None
+        self.derivative: np.ndarray | None = None
+        self.time: float | None = None
+
+    @staticmethod
+    def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, value: np.ndarray, t: float) -> np.ndarray:
+        if self.value is None or self.time is None or t <= self.time:
+            self.value, self.derivative, self.time = value.copy(), np.zeros_like(value), t
+            return value
+        dt = t - self.time
+        derivative = (value - self.value) / dt
+        self.derivative = self.derivative + self._alpha(self.d_cutoff, dt) * (derivative - self.derivative)
+        cutoff = self.min_cutoff + self.beta * np.abs(self.derivative)
+        self.value = self.value + self._alpha(cutoff, dt) * (value - self.value)
+        self.time = t
+        return self.value
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: np.ndarray
+    last_seen: float
+    filter: OneEuroFilter = field(default_factory=OneEuroFilter)
+
+
+class Tracker:
+    """Greedy IoU matching; a track not seen for ``max_age_s`` is forgotten."""
+
+    def __init__(self, iou_threshold: float = 0.3, max_age_s: float = 1.0, smoothing: bool = True,
+                 min_cutoff: float = 1.0, beta: float = 0.05) -> None:
+        self.iou_threshold, self.max_age_s, self.smoothing = iou_threshold, max_age_s, smoothing
+        self.min_cutoff, self.beta = min_cutoff, beta
+        self.tracks: list[Track] = []
+        self.next_id = 1
+
+    def update(self, boxes: np.ndarray, keypoints: np.ndarray, t: float) -> tuple[list[int], np.ndarray]:
+        """Assign ids to ``boxes [N,4]``; returns ids and (smoothed) keypoints ``[N,17,3]``."""
+        self.tracks = [tr for tr in self.tracks if t - tr.last_seen <= self.max_age_s and t >= tr.last_seen]
+        ids = [-1] * len(boxes)
+        if self.tracks and len(boxes):
+            iou = box_iou(boxes, np.stack([tr.box for tr in self.tracks]))
+            for _ in range(min(iou.shape)):
+                i, j = np.unravel_index(np.argmax(iou), iou.shape)
+                if iou[i, j] < self.iou_threshold:
+                    break
+                ids[i] = j
+                iou[i, :], iou[:, j] = -1, -1
+        out = keypoints.copy()
+        result = []
+        for i, match in enumerate(ids):
+            if match < 0:
+                track = Track(self.next_id, boxes[i], t, OneEuroFilter(self.min_cutoff, self.beta))
+                self.next_id += 1
+                self.tracks.append(track)
+            else:
+                track = self.tracks[match]
+                track.box, track.last_seen = boxes[i], t
+            if self.smoothing:
+                xy = keypoints[i, :, :2]
+                seen = np.isfinite(xy).all(-1) & (np.nan_to_num(keypoints[i, :, 2]) > 0.1)
+                # Unseen joints hold their last value, so a reappearing joint does not swing in.
+                previous = track.filter.value if track.filter.value is not None else np.zeros_like(xy)
+                out[i, :, :2] = track.filter(np.where(seen[:, None], xy, previous), t)
+            result.append(track.track_id)
+        return result, out
