@@ -42,7 +42,7 @@ def pretrain_losses(pred: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
     keypoints = posed["keypoints"] - posed["joints"][:, :1]
     terms = {
         "joints3d": weighted_l1(joints, batch["joints3d"], torch.as_tensor(SMPL_JOINT_WEIGHTS)),
-        "keypoints2d": reprojection_loss(keypoints, batch["target2d"], torch.ones_like(batch["target2d"][..., 0])),
+        "keypoints2d": reprojection_loss(keypoints, batch["target2d"], batch["weights2d"]),
         "rotations": (pred["rotmats"] - batch["rotmats"]).abs().mean(),
         "betas": (pred["betas"] - batch["betas"]).abs().mean(),
     }

@@ -29,6 +29,7 @@ class SyntheticConfig:
     principal_jitter_px: float = 20.0
     yaw_deg: float = 360.0  # full turn
     pitch_roll_deg: float = 20.0
+    pitch_offset_deg: float = 0.0  # camera tilt: > 0 looks down on people (e.g. a robot's head camera)
     jitter_px: float = 1.0
     drop_prob: float = 0.2
     truncate: bool = True
@@ -72,7 +73,7 @@ def sample_cameras(batch: int, cfg: SyntheticConfig, gen: torch.Generator):
 def random_view(batch: int, cfg: SyntheticConfig, gen: torch.Generator) -> torch.Tensor:
     yaw = math.radians(cfg.yaw_deg) * torch.rand(batch, generator=gen)
     pr = math.radians(cfg.pitch_roll_deg)
-    pitch = pr * (2 * torch.rand(batch, generator=gen) - 1)
+    pitch = math.radians(cfg.pitch_offset_deg) + pr * (2 * torch.rand(batch, generator=gen) - 1)
     roll = pr * (2 * torch.rand(batch, generator=gen) - 1)
     return euler_to_matrix(yaw, pitch, roll)
 
@@ -132,6 +133,11 @@ def synthesize(rotmats: torch.Tensor, betas: torch.Tensor, body: SkinnedBody, cf
     keypoints_px = torch.cat([pixels, conf[..., None]], dim=-1)
     centre, side = normalization_box(keypoints_px)
     target2d = (clean - centre[:, None]) / side[:, None, None] + 0.5
+    # 2D supervision only where the visible box is a sound reference: with a handful of
+    # joints in view the box is tiny and the other joints' targets explode.
+    enough = ((conf > 0).sum(-1) >= 6)[:, None]
+    near = (target2d - 0.5).abs().amax(-1) < 1.5
+    weights2d = (enough & near).to(target2d.dtype)
     out = {
         "input": normalize_keypoints(keypoints_px),
         "keypoints_px": keypoints_px,
@@ -140,6 +146,7 @@ def synthesize(rotmats: torch.Tensor, betas: torch.Tensor, body: SkinnedBody, cf
         "joints3d": posed["joints"] - pelvis,
         "keypoints3d": kp3d,
         "target2d": target2d,
+        "weights2d": weights2d,
         "focal": focal,
         "principal": principal,
         "pelvis_cam": pelvis_cam,

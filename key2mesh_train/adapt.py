@@ -1,0 +1,168 @@
+"""Unsupervised domain adaptation to a target camera (the paper's ADDA-style recipe).
+
+The source network (MoCap pre-trained) is frozen. A target feature extractor starts as a
+copy of the source one and is trained so that (a) a WGAN-GP critic cannot tell its features
+on target detections from source features on MoCap-synthesised keypoints, (b) the frozen
+SMPL head's output reprojects onto the target detections (weighted by confidence), (c) on
+source inputs its features stay those of the source extractor, and (d) MoCap supervision
+keeps flowing. No 3D label of the target domain is used.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from key2mesh.checkpoint import load_checkpoint, save_checkpoint
+from key2mesh.keypoints import CONFIDENCE_THRESHOLD, normalize_keypoints
+from key2mesh.network import Key2MeshNet
+from key2mesh_train.config import TrainConfig, config_to_dict
+from key2mesh_train.critic import Critic, domain_accuracy, gradient_penalty
+from key2mesh_train.losses import pretrain_losses, reprojection_loss
+from key2mesh_train.pretrain import prepare_data, sample_batch
+from key2mesh_train.synthetic import synthesize
+
+log = logging.getLogger(__name__)
+Monitor = Callable[[Key2MeshNet], dict[str, float]]
+
+
+def target_tensors(keypoints_px: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised inputs and per-joint reprojection weights (confidence, 0 when missing)."""
+    kp = np.asarray(keypoints_px, np.float32)
+    inputs = torch.from_numpy(normalize_keypoints(kp))
+    conf = np.nan_to_num(kp[..., 2], nan=0.0)
+    weights = np.where(conf >= CONFIDENCE_THRESHOLD, np.clip(conf, 0, 1), 0.0).astype(np.float32)
+    return inputs, torch.from_numpy(weights)
+
+
+def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: np.ndarray, out: str | Path,
+          resume: bool = False, progress: bool = True, monitor: Monitor | None = None) -> dict:
+    """Adapt ``source_checkpoint`` to unlabelled ``target_keypoints [N,17,3]`` (pixels)."""
+    cfg = config.adapt
+    if len(target_keypoints) < 2:
+        raise ValueError(f"need at least 2 target people to adapt, got {len(target_keypoints)}")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    body, bank, _ = prepare_data(config, progress=False)
+    source, _ = load_checkpoint(source_checkpoint)
+    source.requires_grad_(False)
+    target = copy.deepcopy(source)
+    target.encoder.requires_grad_(True)  # the copy inherits the frozen flags
+    target.head.requires_grad_(False)
+    target.out.requires_grad_(False)
+    target.eval()  # BatchNorm keeps the source statistics; only weights adapt
+    critic = Critic(source.config.hidden)
+    opt_encoder = torch.optim.Adam(target.encoder.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    opt_critic = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    inputs_t, weights_t = target_tensors(target_keypoints)
+
+    out = Path(out)
+    partial = out.with_suffix(".partial.pt")
+    start_epoch, history = 0, []
+    if resume and partial.exists():
+        network, payload = load_checkpoint(partial)
+        target.load_state_dict(network.state_dict())
+        state = payload["extra_state"]
+        critic.load_state_dict(state["critic"])
+        opt_encoder.load_state_dict(state["opt_encoder"])
+        opt_critic.load_state_dict(state["opt_critic"])
+        start_epoch = int(payload["meta"]["epoch"])
+        history = list(payload["meta"]["history"])
+        log.info("resuming adaptation at epoch %d from %s", start_epoch, partial)
+
+    if monitor is not None and start_epoch == 0:
+        history.append({"epoch": 0, **monitor(target)})
+    total = cfg.epochs * cfg.steps_per_epoch
+    bar = tqdm(total=total, initial=start_epoch * cfg.steps_per_epoch, desc="adapt", unit="step", disable=not progress)
+    for epoch in range(start_epoch, cfg.epochs):
+        critic.train()
+        sums = {"critic": 0.0, "reprojection": 0.0, "domain": 0.0, "feature": 0.0, "source": 0.0}
+        for _ in range(cfg.steps_per_epoch):
+            rot, betas = sample_batch(bank, cfg.batch_size, gen)
+            src = synthesize(rot, betas, body, config.synthetic, gen)
+            index = torch.randint(0, len(inputs_t), (cfg.batch_size,), generator=gen)
+            x_t, w_t = inputs_t[index], weights_t[index]
+            with torch.no_grad():
+                f_s = source.features(src["input"])
+                f_t_fixed = target.features(x_t)
+            for _ in range(cfg.critic_steps):
+                # The critic scores source high and target low; the penalty keeps it 1-Lipschitz.
+                loss_c = critic(f_t_fixed).mean() - critic(f_s).mean() + \
+                    cfg.gradient_penalty * gradient_penalty(critic, f_s, f_t_fixed, gen)
+                opt_critic.zero_grad(set_to_none=True)
+                loss_c.backward()
+                opt_critic.step()
+            f_t = target.features(x_t)
+            pred_t = target.decode(f_t)
+            posed = body(pred_t["betas"], pred_t["rotmats"], with_vertices=False, root_relative=True)
+            reprojection = reprojection_loss(posed["keypoints"], x_t[..., :2], w_t)
+            domain = -critic(f_t).mean()
+            f_ts = target.features(src["input"])
+            feature = (f_ts - f_s).pow(2).mean()
+            source_loss = pretrain_losses(target.decode(f_ts), src, body, config.losses)["total"]
+            loss = cfg.w_reprojection * reprojection + cfg.w_domain * domain + cfg.w_feature * feature + \
+                cfg.w_source * source_loss
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite adaptation loss at epoch {epoch}")
+            opt_encoder.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_encoder.step()
+            for key, value in (("critic", loss_c), ("reprojection", reprojection), ("domain", domain),
+                               ("feature", feature), ("source", source_loss)):
+                sums[key] += float(value.detach()) / cfg.steps_per_epoch
+            bar.update(1)
+        critic.eval()
+        with torch.no_grad():
+            rot, betas = sample_batch(bank, 512, gen)
+            probe_s = source.features(synthesize(rot, betas, body, config.synthetic, gen)["input"])
+            probe_t = target.features(inputs_t[torch.randint(0, len(inputs_t), (512,), generator=gen)])
+            accuracy = domain_accuracy(critic(probe_s), critic(probe_t))
+        record = {"epoch": epoch + 1, "domain_accuracy": accuracy, **{f"loss_{k}": v for k, v in sums.items()}}
+        if monitor is not None:
+            record.update(monitor(target))
+        history.append(record)
+        bar.set_postfix(domain_acc=f"{accuracy:.2f}", reproj=f"{sums['reprojection']:.4f}")
+        save_checkpoint(partial, target, meta={"epoch": epoch + 1, "history": history, "stage": "adapt-partial"},
+                        extra_state={"critic": critic.state_dict(), "opt_encoder": opt_encoder.state_dict(),
+                                     "opt_critic": opt_critic.state_dict()})
+    bar.close()
+    save_checkpoint(out, target, meta={"stage": "adapt", "source": str(source_checkpoint), "history": history,
+                                       "target_people": int(len(target_keypoints)), "config": config_to_dict(config)})
+    partial.unlink(missing_ok=True)
+    return {"checkpoint": str(out), "history": history}
+
+
+def adapt_from_source(config: TrainConfig, checkpoint: str | Path, bag: str | None = None,
+                      topic: str = "/camera/image_raw", images: str | None = None, keypoints: str | None = None,
+                      detector: str | None = None, out: str | Path = "artifacts/key2mesh_adapted.pt",
+                      onnx_out: str | None = "artifacts/key2mesh_adapted.onnx", resume: bool = False) -> dict:
+    """The ``adapt`` CLI: collect target detections, adapt, export the adapted model."""
+    from key2mesh_train import target_data
+
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"source checkpoint not found: {checkpoint} (run 'key2mesh-train pretrain')")
+    if keypoints:
+        target_px = target_data.keypoints_from_file(keypoints)
+    else:
+        from key2mesh_ros.detector import PoseDetector
+
+        pose_detector = PoseDetector(detector)
+        if bag:
+            target_px = target_data.keypoints_from_bag(bag, topic, pose_detector)
+        else:
+            target_px = target_data.keypoints_from_images(images, pose_detector)
+    log.info("adapting to %d target people", len(target_px))
+    result = adapt(config, checkpoint, target_px, out, resume=resume)
+    if onnx_out:
+        from key2mesh.export import export_onnx
+
+        result["onnx"] = str(export_onnx(out, onnx_out))
+    result["target_people"] = int(len(target_px))
+    result["final_domain_accuracy"] = result["history"][-1]["domain_accuracy"]
+    return result

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Per-stage latency of the running node at a camera rate (default 30 Hz).
+
+Starts key2mesh-node in its own process, publishes a real photo as sensor_msgs/Image at
+the given rate over ROS 2, and prints the node's own per-stage statistics (decode, detect,
+lift = Key2Mesh + mesh, publish, total) together with the answered and dropped frame rates.
+Usage: ``python scripts/benchmark_node.py [--rate 30] [--seconds 20] [--photo bus]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=30.0, help="published frames per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--photo", choices=("bus", "zidane", "astronaut"), default="bus")
+    parser.add_argument("--onnx", default=str(ROOT / "artifacts" / "key2mesh.onnx"))
+    parser.add_argument("--backend", default="auto")
+    args = parser.parse_args()
+
+    from key2mesh_ros.ros_environment import configure_ros_environment
+
+    configure_ros_environment(localhost_only=True)
+    import rclpy
+    from key2mesh_ros.demo_data import demo_photos
+    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.node_process import NodeProcess, wait_for, write_params
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from key2mesh_msgs.msg import HumanMeshArray
+
+    out_dir = ROOT / "artifacts" / "benchmark_node"
+    params = write_params(out_dir / "params.yaml", onnx_model=args.onnx, backend=args.backend, stats_period_s=1.0)
+    rgb = demo_photos()[args.photo]
+    rclpy.init()
+    node = rclpy.create_node("key2mesh_benchmark")
+    answers, stats = [], []
+    node.create_subscription(HumanMeshArray, "/human_mesh", answers.append, 10)
+    node.create_subscription(String, "/human_mesh/stats", stats.append, 10)
+    publisher = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+
+    def spin() -> None:
+        rclpy.spin_once(node, timeout_sec=0.001)
+
+    msg = rgb_to_image(rgb)
+    try:
+        with NodeProcess(params, out_dir / "node.log") as proc:
+            wait_for(lambda: publisher.get_subscription_count() > 0 and bool(stats), 120, spin, "the node", proc)
+            warm_answers = len(answers)
+            sent, start = 0, time.monotonic()
+            while time.monotonic() - start < args.seconds:
+                due = start + sent / args.rate
+                while time.monotonic() < due:
+                    spin()
+                msg.header.stamp = node.get_clock().now().to_msg()
+                publisher.publish(msg)
+                sent += 1
+            time.sleep(1.5)
+            for _ in range(100):
+                spin()
+            report = json.loads(stats[-1].data)
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+    answered = len(answers) - warm_answers
+    print(f"{args.photo}: {rgb.shape[1]}x{rgb.shape[0]} at {args.rate:.0f} Hz for {args.seconds:.0f} s; "
+          f"backend {report['backend']}; people/frame {report['people'] / max(report['frames'], 1):.1f}")
+    print(f"sent {sent}, answered {answered} ({answered / args.seconds:.1f} Hz), dropped as stale {report['dropped']}")
+    print(f"{'stage':<10}{'median ms':>12}{'p90 ms':>10}")
+    for stage, values in report["stages"].items():
+        print(f"{stage:<10}{values['median_ms']:>12.2f}{values['p90_ms']:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

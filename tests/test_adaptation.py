@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import torch
+from conftest import YOLO_ONNX
+
+from key2mesh.checkpoint import load_checkpoint
+from key2mesh_train.adapt import adapt, target_tensors
+from key2mesh_train.adaptation_benchmark import TARGET_NOISE, evaluate_on, make_target_domain
+from key2mesh_train.config import load_config
+from key2mesh_train.critic import Critic, domain_accuracy, gradient_penalty
+
+
+def test_critic_shape_and_penalty():
+    critic = Critic(16)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d | torch.nn.LayerNorm) for m in critic.modules())
+    assert critic(torch.randn(5, 16)).shape == (5,)
+    unit = Critic(16)  # make it the linear map x -> x[0]: gradient norm exactly 1
+    for layer in unit.layers:
+        if isinstance(layer, torch.nn.Linear):
+            torch.nn.init.eye_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+        if isinstance(layer, torch.nn.PReLU):
+            layer.weight.data.fill_(1.0)
+    assert gradient_penalty(unit, torch.randn(8, 16), torch.randn(8, 16)) < 1e-10
+    assert domain_accuracy(torch.ones(10), -torch.ones(10)) == 1.0
+    assert domain_accuracy(torch.zeros(10), torch.zeros(10)) == 0.5
+
+
+def test_target_weights_follow_confidence():
+    kp = np.full((2, 17, 3), 100.0, np.float32)
+    kp[..., 0] += np.arange(17)
+    kp[0, :, 2] = 0.7
+    kp[0, 3, 2] = 0.05  # below threshold: ignored
+    kp[1, :, 2] = np.nan
+    inputs, weights = target_tensors(kp)
+    assert torch.isfinite(inputs).all()
+    assert weights[0, 0] == pytest.approx(0.7) and weights[0, 3] == 0 and weights[1].sum() == 0
+
+
+def _target_people(config, people=96):
+    _, batch = make_target_domain(config, people, seed=3)
+    return batch["keypoints_px"].numpy()
+
+
+def test_adaptation_trains_encoder_only_and_resumes(tiny_config, tiny_checkpoint, tmp_path):
+    config = load_config("tiny.yaml", [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]",
+                                       "adapt.epochs=2", "adapt.steps_per_epoch=3"])
+    target_px = _target_people(config)
+    calls = []
+
+    def flaky_monitor(net):
+        calls.append(1)
+        if len(calls) == 3:  # dies during epoch 2, after epoch 1 was saved
+            raise KeyboardInterrupt
+        return {"probe": float(len(calls))}
+
+    out = tmp_path / "adapted.pt"
+    with pytest.raises(KeyboardInterrupt):
+        adapt(config, tiny_checkpoint, target_px, out, progress=False, monitor=flaky_monitor)
+    assert out.with_suffix(".partial.pt").exists() and not out.exists()
+    result = adapt(config, tiny_checkpoint, target_px, out, resume=True, progress=False, monitor=lambda n: {})
+    history = result["history"]
+    assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert all(0.0 <= h["domain_accuracy"] <= 1.0 for h in history[1:])
+    assert not out.with_suffix(".partial.pt").exists()
+    source, _ = load_checkpoint(tiny_checkpoint)
+    adapted, payload = load_checkpoint(out)
+    assert payload["meta"]["stage"] == "adapt"
+    changed = [not torch.equal(a, b) for a, b in zip(source.encoder.parameters(), adapted.encoder.parameters(), strict=True)]
+    assert any(changed)
+    for a, b in zip(list(source.head.parameters()) + list(source.out.parameters()),
+                    list(adapted.head.parameters()) + list(adapted.out.parameters()), strict=True):
+        assert torch.equal(a, b)  # the SMPL head is frozen
+
+
+def test_adaptation_reduces_target_error(tiny_config, tiny_checkpoint, tmp_path):
+    """Small version of `key2mesh-train adapt-benchmark`: no 3D labels, error must drop."""
+    config = load_config("tiny.yaml", [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]",
+                                       "adapt.epochs=2", "adapt.steps_per_epoch=25", "adapt.batch_size=64",
+                                       "adapt.critic_steps=5"])
+    body, test = make_target_domain(config, 512, seed=2)
+    source, _ = load_checkpoint(tiny_checkpoint)
+    before = evaluate_on(source, body, test)
+    adapt(config, tiny_checkpoint, _target_people(config, 1024), tmp_path / "a.pt", progress=False)
+    after = evaluate_on(load_checkpoint(tmp_path / "a.pt")[0], body, test)
+    assert after["PA-MPJPE"] < before["PA-MPJPE"]
+    assert TARGET_NOISE.hip_widen > 0  # the domain really is biased
+
+
+def test_adapt_cli_input_errors(tiny_checkpoint, tmp_path, capsys):
+    from key2mesh_ros.bag_io import write_bag
+    from key2mesh_ros.image_conversion import rgb_to_image
+
+    from key2mesh_train.cli import main
+
+    np.save(tmp_path / "bad.npy", np.zeros((3, 5)))
+    assert main(["adapt", "--checkpoint", str(tiny_checkpoint), "--keypoints", str(tmp_path / "bad.npy")]) == 2
+    assert "[N,17,3]" in capsys.readouterr().err
+    assert main(["adapt", "--checkpoint", str(tmp_path / "none.pt"), "--keypoints", str(tmp_path / "bad.npy")]) == 2
+    assert "source checkpoint not found" in capsys.readouterr().err
+    if not YOLO_ONNX.exists():
+        pytest.skip("bag cases need the real detector")
+    empty = write_bag(tmp_path / "empty", [])
+    assert main(["adapt", "--checkpoint", str(tiny_checkpoint), "--bag", str(empty)]) == 2
+    assert "no topic" in capsys.readouterr().err
+    nobody = write_bag(tmp_path / "nobody", [("/camera/image_raw", rgb_to_image(np.zeros((240, 320, 3), np.uint8)), 1)])
+    assert main(["adapt", "--checkpoint", str(tiny_checkpoint), "--bag", str(nobody), "--topic", "/front"]) == 2
+    assert "topics in the bag" in capsys.readouterr().err
+    assert main(["adapt", "--checkpoint", str(tiny_checkpoint), "--bag", str(nobody)]) == 2
+    assert "no people detected" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not YOLO_ONNX.exists(), reason=f"real detector not present at {YOLO_ONNX}")
+def test_adapt_from_a_real_bag_end_to_end(tiny_config, tiny_checkpoint, tmp_path):
+    from key2mesh_ros.demo_data import build_demo_bag
+
+    from key2mesh_train.adapt import adapt_from_source
+
+    bag = build_demo_bag(tmp_path / "robot_bag", repeats=1, storage="sqlite3")
+    config = load_config("tiny.yaml", [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]"])
+    result = adapt_from_source(config, tiny_checkpoint, bag=str(bag), out=tmp_path / "robot.pt",
+                               onnx_out=str(tmp_path / "robot.onnx"))
+    assert result["target_people"] == 7  # bus 4 + zidane 2 + astronaut 1
+    assert (tmp_path / "robot.onnx").exists() and (tmp_path / "robot.pt").exists()
