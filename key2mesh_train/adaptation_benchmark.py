@@ -19,14 +19,14 @@ from key2mesh_train.pretrain import prepare_data, sample_batch
 from key2mesh_train.synthetic import DetectorNoise, SyntheticConfig, synthesize
 
 # A robot's camera and detector as the network never saw them in pre-training.
-TARGET_NOISE = DetectorNoise(sigma=0.015, hip_raise=0.03, hip_widen=0.15, shoulder_raise=0.02, ankle_drop=0.02,
+TARGET_NOISE = DetectorNoise(sigma=0.015, hip_raise=0.05, hip_widen=0.3, shoulder_raise=0.03, ankle_drop=0.02,
                              face_shift=0.02, miss_prob=0.1, low_conf_prob=0.15)
 
 
-def target_camera(base: SyntheticConfig) -> SyntheticConfig:
-    # A head-height camera looking down 40 degrees with a wide lens: pre-training saw +-20.
+def target_camera(base: SyntheticConfig, tilt_deg: float = 0.0) -> SyntheticConfig:
+    """A wide-lens robot camera; ``tilt_deg`` > 0 looks down on people (pre-training saw +-20)."""
     return dataclasses.replace(base, focal_min=450.0, focal_max=650.0, distance_min=1.5, distance_max=5.0,
-                               drop_prob=0.0, pitch_roll_deg=10.0, pitch_offset_deg=40.0)
+                               drop_prob=0.0, pitch_roll_deg=10.0, pitch_offset_deg=tilt_deg)
 
 
 def make_target_domain(config: TrainConfig, people: int, seed: int):
