@@ -75,13 +75,15 @@ def test_adaptation_trains_encoder_only_and_resumes(tiny_config, tiny_checkpoint
 
 
 def test_adaptation_fits_the_target_detections(tiny_config, tiny_checkpoint, tmp_path):
-    """Without any 3D label, the adapted model explains the target's 2D detections better."""
+    """Without any 3D label, training the target extractor on the reprojection term alone
+    makes the model explain the target's 2D detections better (the term is wired right)."""
     from key2mesh.body_model import load_skinned_body
     from key2mesh_train.losses import reprojection_loss
 
     config = load_config("tiny.yaml", [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]",
                                        "adapt.epochs=2", "adapt.steps_per_epoch=25", "adapt.batch_size=64",
-                                       "adapt.critic_steps=5"])
+                                       "adapt.critic_steps=1", "adapt.w_domain=0", "adapt.w_feature=0",
+                                       "adapt.w_source=0"])
     target_px = _target_people(config, 1024)
     inputs, weights = target_tensors(target_px)
     body = load_skinned_body()
@@ -94,7 +96,7 @@ def test_adaptation_fits_the_target_detections(tiny_config, tiny_checkpoint, tmp
 
     before = fit(load_checkpoint(tiny_checkpoint)[0])
     result = adapt(config, tiny_checkpoint, target_px, tmp_path / "a.pt", progress=False)
-    assert fit(load_checkpoint(tmp_path / "a.pt")[0]) < 0.98 * before
+    assert fit(load_checkpoint(tmp_path / "a.pt")[0]) < 0.9 * before
     assert TARGET_NOISE.hip_widen > 0 and len(result["history"]) == 2
 
 

@@ -95,7 +95,7 @@ def test_smplify_fits_2d_better_than_its_start(body):
     gt_j, _ = posed_body(body, batch["betas"], batch["rotmats"])
     err0 = pa_mpjpe(posed_body(body, start["betas"], start["rotmats"])[0], gt_j).mean()
     err1 = pa_mpjpe(posed_body(body, fitted["betas"], fitted["rotmats"])[0], gt_j).mean()
-    assert err1 < 0.8 * err0
+    assert err1 < 0.9 * err0
 
 
 def test_solve_translation_recovers_camera_position(body):

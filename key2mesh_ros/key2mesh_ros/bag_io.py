@@ -51,8 +51,8 @@ def _storage(path: Path, storage: str):
     return StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
 
 
-def write_bag(path: str | Path, messages: Iterable[tuple[str, object, int]], storage: str = "mcap") -> Path:
-    """Write ``(topic, rclpy message, timestamp_ns)`` tuples into a new bag folder."""
+def write_raw(path: str | Path, records: Iterable[tuple[str, str, int, bytes]], storage: str = "mcap") -> Path:
+    """Write ``(topic, msgtype, timestamp_ns, CDR bytes)`` records into a new bag folder."""
     from rosbags.rosbag2 import Writer
 
     path = Path(path)
@@ -61,12 +61,17 @@ def write_bag(path: str | Path, messages: Iterable[tuple[str, object, int]], sto
     store = typestore()
     with Writer(path, version=9, storage_plugin=_storage(path, storage)) as writer:
         connections = {}
-        for topic, msg, stamp in messages:
-            kind = msgtype_of(msg)
+        for topic, kind, stamp, raw in records:
             if topic not in connections:
                 connections[topic] = writer.add_connection(topic, kind, typestore=store)
-            writer.write(connections[topic], int(stamp), serialize_message(msg))
+            writer.write(connections[topic], int(stamp), raw)
     return path
+
+
+def write_bag(path: str | Path, messages: Iterable[tuple[str, object, int]], storage: str = "mcap") -> Path:
+    """Write ``(topic, rclpy message, timestamp_ns)`` tuples into a new bag folder."""
+    records = ((topic, msgtype_of(msg), stamp, serialize_message(msg)) for topic, msg, stamp in messages)
+    return write_raw(path, records, storage)
 
 
 def bag_topics(path: str | Path) -> dict[str, str]:
@@ -118,19 +123,7 @@ class BagRecorder:
         return record
 
     def save(self, path: str | Path, storage: str = "mcap") -> Path:
-        from rosbags.rosbag2 import Writer
-
-        path = Path(path)
-        if path.exists():
-            raise FileExistsError(f"bag already exists: {path}")
-        store = typestore()
-        with Writer(path, version=9, storage_plugin=_storage(path, storage)) as writer:
-            connections = {}
-            for topic, kind, stamp, raw in self.records:
-                if topic not in connections:
-                    connections[topic] = writer.add_connection(topic, kind, typestore=store)
-                writer.write(connections[topic], stamp, raw)
-        return path
+        return write_raw(path, self.records, storage)
 
 
 def play_bag(node, path: str | Path, topics: Iterable[str] | None = None, rate: float = 1.0,
