@@ -27,6 +27,8 @@ class BackendUnavailable(RuntimeError):
 
 class Backend:
     name = "base"
+    faces: np.ndarray | None = None  # mesh triangles, constant
+    num_vertices: int = 0
 
     def run(self, keypoints: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -53,6 +55,7 @@ class TorchBackend(Backend):
         self.body = load_skinned_body(body_model)
         self.model = KeypointsToMesh(network, self.body).eval()
         self.faces = self.body.faces.numpy().astype(np.int32)
+        self.num_vertices = self.body.num_vertices
 
     @torch.inference_mode()
     def run(self, keypoints: np.ndarray) -> dict[str, np.ndarray]:
@@ -75,7 +78,7 @@ class OnnxRuntimeBackend(Backend):
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         self.provider = self.session.get_providers()[0]
-        self.faces = _load_faces(onnx_path)
+        self.faces, self.num_vertices = _load_body_sidecar(onnx_path)
 
     def run(self, keypoints: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: self._check(keypoints)})
@@ -98,7 +101,7 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(f"could not deserialise TensorRT engine {engine_path}")
         self.context = self.engine.create_execution_context()
         self.stream = torch.cuda.Stream()
-        self.faces = _load_faces(onnx_path)
+        self.faces, self.num_vertices = _load_body_sidecar(onnx_path)
 
     def run(self, keypoints: np.ndarray) -> dict[str, np.ndarray]:
         inputs = torch.from_numpy(self._check(keypoints)).cuda()
@@ -114,12 +117,13 @@ class TensorRTBackend(Backend):
         return {name: value.cpu().numpy() for name, value in outputs.items()}
 
 
-def _load_faces(onnx_path: str | os.PathLike) -> np.ndarray | None:
+def _load_body_sidecar(onnx_path: str | os.PathLike) -> tuple[np.ndarray | None, int]:
+    """Faces and vertex count written next to the ONNX file by the exporter."""
     sidecar = body_sidecar_path(onnx_path)
     if not sidecar.exists():
-        return None
+        return None, 0
     with np.load(sidecar) as data:
-        return data["faces"]
+        return data["faces"], int(data["num_vertices"])
 
 
 def backend_status() -> dict[str, tuple[bool, str]]:

@@ -31,6 +31,8 @@ def test_onnx_export_has_dynamic_batch_and_metadata(tiny_onnx, body):
     assert meta["key2mesh_num_vertices"] == str(body.num_vertices)
     with np.load(body_sidecar_path(tiny_onnx)) as side:
         assert side["faces"].shape == tuple(body.faces.shape)
+    backend = OnnxRuntimeBackend(tiny_onnx)
+    assert backend.num_vertices == body.num_vertices and backend.faces.shape == tuple(body.faces.shape)
 
 
 @pytest.mark.parametrize("batch", [1, 5, 64])

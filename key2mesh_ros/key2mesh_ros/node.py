@@ -86,10 +86,8 @@ class Key2MeshNode(Node):
         self.pub_markers = self.create_publisher(MarkerArray, f"{out}/markers", reliable)
         self.pub_stats = self.create_publisher(String, f"{out}/stats", reliable)
         self.pub_info = self.create_publisher(BodyModelInfo, f"{out}/body_model", latched)
-        faces = getattr(self.backend, "faces", None)
-        num_vertices = int(faces.max()) + 1 if faces is not None else 0
-        self.faces = faces
-        self.pub_info.publish(messages.body_model_info(Path(p["onnx_model"]).stem, faces, num_vertices))
+        self.faces = self.backend.faces
+        self.pub_info.publish(messages.body_model_info(Path(p["onnx_model"]).stem, self.faces, self.backend.num_vertices))
         self.last_mesh_marker = 0.0
 
         self.sub_image = self.create_subscription(Image, p["image_topic"], lambda m: self._stash(m, "raw"),
