@@ -102,14 +102,17 @@ def load_openpose_json(path: str | Path) -> np.ndarray:
     return np.stack(out) if out else np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
 
 
-def _visible(kp: torch.Tensor) -> torch.Tensor:
-    finite = torch.isfinite(kp[..., :2]).all(-1) & torch.isfinite(kp[..., 2])
-    return finite & (kp[..., 2] >= CONFIDENCE_THRESHOLD)
+def visible_mask(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Joints that count as detected ``[..., K]``: finite and confidence >= 0.1."""
+    lib = np if isinstance(keypoints, np.ndarray) else torch
+    finite = lib.isfinite(keypoints[..., :2]).all(-1) & lib.isfinite(keypoints[..., 2])
+    with np.errstate(invalid="ignore"):  # NaN compares False, which is what we want
+        return finite & (keypoints[..., 2] >= CONFIDENCE_THRESHOLD)
 
 
 def normalization_box(keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Centre ``[..., 2]`` and longer side ``[...]`` of the box around visible joints."""
-    visible = _visible(keypoints)
+    visible = visible_mask(keypoints)
     xy = torch.where(visible[..., None], keypoints[..., :2], torch.zeros_like(keypoints[..., :2]))
     big = torch.finfo(xy.dtype).max
     lo = torch.where(visible[..., None], xy, torch.full_like(xy, big)).amin(-2)
@@ -130,7 +133,7 @@ def normalize_keypoints(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | to
     """
     is_numpy = isinstance(keypoints, np.ndarray)
     kp = torch.as_tensor(np.asarray(keypoints, np.float32)) if is_numpy else keypoints.float()
-    visible = _visible(kp)
+    visible = visible_mask(kp)
     centre, side = normalization_box(kp)
     xy = torch.where(visible[..., None], kp[..., :2], torch.zeros_like(kp[..., :2]))
     norm = (xy - centre[..., None, :]) / side[..., None, None] + 0.5
@@ -138,7 +141,3 @@ def normalize_keypoints(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | to
     out = torch.cat([norm, visible[..., None].to(norm.dtype)], dim=-1)
     return out.numpy() if is_numpy else out
 
-
-def denormalize_xy(xy: np.ndarray, centre: np.ndarray, side: np.ndarray) -> np.ndarray:
-    """Network-space 2D ``[..., K, 2]`` back to pixels, given the box used to normalise."""
-    return (np.asarray(xy) - 0.5) * np.asarray(side)[..., None, None] + np.asarray(centre)[..., None, :]

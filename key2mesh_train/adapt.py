@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from key2mesh.checkpoint import load_checkpoint, save_checkpoint
-from key2mesh.keypoints import CONFIDENCE_THRESHOLD, normalize_keypoints
+from key2mesh.keypoints import normalize_keypoints, visible_mask
 from key2mesh.network import Key2MeshNet
 from key2mesh_train.config import TrainConfig, config_to_dict
 from key2mesh_train.critic import Critic, domain_accuracy, gradient_penalty
@@ -36,8 +36,7 @@ def target_tensors(keypoints_px: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     """Normalised inputs and per-joint reprojection weights (confidence, 0 when missing)."""
     kp = np.asarray(keypoints_px, np.float32)
     inputs = torch.from_numpy(normalize_keypoints(kp))
-    conf = np.nan_to_num(kp[..., 2], nan=0.0)
-    weights = np.where(conf >= CONFIDENCE_THRESHOLD, np.clip(conf, 0, 1), 0.0).astype(np.float32)
+    weights = np.where(visible_mask(kp), np.clip(np.nan_to_num(kp[..., 2]), 0, 1), 0.0).astype(np.float32)
     return inputs, torch.from_numpy(weights)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -20,7 +21,8 @@ from key2mesh_train.synthetic import synthesize
 log = logging.getLogger(__name__)
 
 
-def rest_joints(body: SkinnedBody):
+def rest_joints(body: SkinnedBody) -> np.ndarray:
+    """T-pose joints [24,3] of the mean shape (what BVH retargeting aligns bones to)."""
     return body.shaped_joints(torch.zeros(1, 10))[0].double().numpy()
 
 

@@ -10,6 +10,7 @@ from key2mesh_train.mocap.dataset import build_pose_bank, load_pose_bank
 from key2mesh_train.mocap.procedural import write_procedural_dataset
 from key2mesh_train.mocap.retarget import BVH_NAMES, load_bvh_cached, retarget_bvh
 from key2mesh_train.mocap.sequence import Z_UP_TO_Y_UP
+from key2mesh_train.pretrain import rest_joints
 
 
 def test_amass_smplh_file(tmp_path):
@@ -76,7 +77,7 @@ def _smpl_as_bvh(rest_joints: np.ndarray, local_aa: np.ndarray, path, scale: flo
 
 
 def test_bvh_retarget_recovers_joint_positions(tmp_path, body):
-    rest = body.shaped_joints(torch.zeros(1, 10))[0].double().numpy()
+    rest = rest_joints(body)
     rng = np.random.default_rng(0)
     local = rng.normal(0, 0.35, (24, 24, 3))  # 24 frames at 120 fps
     path = tmp_path / "01_01.bvh"
@@ -125,6 +126,5 @@ def test_procedural_motion_loads_through_amass_path(tmp_path, body):
     # Bodies stand upright in the Y-up world: head above pelvis.
     joints = body(bank.betas[:30], bank.rotmats[:30], with_vertices=False)["joints"]
     assert (joints[:, 15, 1] > joints[:, 0, 1]).float().mean() > 0.9
-    rest = body.shaped_joints(torch.zeros(1, 10))[0].double().numpy()
-    bank2 = load_pose_bank([str(tmp_path / "missing")], tmp_path / "cache", rest, procedural_sequences=4, progress=False)
+    bank2 = load_pose_bank([str(tmp_path / "missing")], tmp_path / "cache", rest_joints(body), procedural_sequences=4, progress=False)
     assert len(bank2.names) == 4

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from key2mesh.keypoints import visible_mask
+
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU matrix between boxes ``a [N,4]`` and ``b [M,4]`` (x1, y1, x2, y2)."""
@@ -87,7 +89,7 @@ class Tracker:
                 track.box, track.last_seen = boxes[i], t
             if self.smoothing:
                 xy = keypoints[i, :, :2]
-                seen = np.isfinite(xy).all(-1) & (np.nan_to_num(keypoints[i, :, 2]) > 0.1)
+                seen = visible_mask(keypoints[i])
                 # Unseen joints hold their last value, so a reappearing joint does not swing in.
                 previous = track.filter.value if track.filter.value is not None else np.zeros_like(xy)
                 out[i, :, :2] = track.filter(np.where(seen[:, None], xy, previous), t)

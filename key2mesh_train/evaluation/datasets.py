@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from key2mesh.keypoints import SMPL_JOINT_NAMES, openpose18_to_coco17
+from key2mesh.keypoints import SMPL_JOINT_NAMES, openpose18_to_coco17, visible_mask
 
 H36M17_TO_SMPL = {  # H36M-17 joints that have an SMPL counterpart
     0: "pelvis", 1: "right_hip", 2: "right_knee", 3: "right_ankle", 4: "left_hip", 5: "left_knee",
@@ -79,7 +79,7 @@ def read_3dpw_sequence(path: str | Path, min_visible: int = 6) -> EvalSet:
         kp2d = np.transpose(np.asarray(seq["poses2d"][person], np.float64), (0, 2, 1))  # [T,18,3]
         valid = np.asarray(seq["campose_valid"][person], bool)
         kp = openpose18_to_coco17(kp2d)
-        enough = (kp[..., 2] > 0.1).sum(-1) >= min_visible
+        enough = visible_mask(kp).sum(-1) >= min_visible
         keep = valid & enough
         root = _axis_angle_to_matrix_np(pose[:, :3])
         root_cam = _matrix_to_axis_angle_np(cam_rot @ root)
