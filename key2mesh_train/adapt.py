@@ -40,6 +40,14 @@ def target_tensors(keypoints_px: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     return inputs, torch.from_numpy(weights)
 
 
+def trainable_target_copy(source: Key2MeshNet) -> Key2MeshNet:
+    """A copy of ``source`` whose feature extractor trains and whose SMPL head stays frozen."""
+    target = copy.deepcopy(source)
+    target.requires_grad_(False)
+    target.encoder.requires_grad_(True)
+    return target
+
+
 def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: np.ndarray, out: str | Path,
           resume: bool = False, progress: bool = True, monitor: Monitor | None = None) -> dict:
     """Adapt ``source_checkpoint`` to unlabelled ``target_keypoints [N,17,3]`` (pixels)."""
@@ -51,10 +59,7 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
     body, bank, _ = prepare_data(config, progress=False)
     source, _ = load_checkpoint(source_checkpoint)
     source.requires_grad_(False)
-    target = copy.deepcopy(source)
-    target.encoder.requires_grad_(True)  # the copy inherits the frozen flags
-    target.head.requires_grad_(False)
-    target.out.requires_grad_(False)
+    target = trainable_target_copy(source)
     target.eval()  # BatchNorm keeps the source statistics; only weights adapt
     critic = Critic(source.config.hidden)
     opt_encoder = torch.optim.Adam(target.encoder.parameters(), lr=cfg.lr, betas=(0.5, 0.9))

@@ -135,3 +135,22 @@ def test_adapt_from_a_real_bag_end_to_end(tiny_config, tiny_checkpoint, tmp_path
                                onnx_out=str(tmp_path / "robot.onnx"))
     assert result["target_people"] == 7  # bus 4 + zidane 2 + astronaut 1
     assert (tmp_path / "robot.onnx").exists() and (tmp_path / "robot.pt").exists()
+
+
+def test_adapt_benchmark_cli_reports_before_after_and_labelled_reference(tiny_config, tiny_checkpoint, tmp_path,
+                                                                         capsys):
+    from key2mesh_train.cli import main
+
+    plot = tmp_path / "adaptation.png"
+    code = main(["adapt-benchmark", "--config", "tiny.yaml", "--set", f"data.cache_dir={tiny_config.data.cache_dir}",
+                 "--set", "data.mocap=[]", "--set", "adapt.epochs=2", "--set", "adapt.steps_per_epoch=2",
+                 "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "bench.pt"), "--domain", "synthetic",
+                 "--adapt-people", "64", "--test-people", "48", "--plot", str(plot)])
+    out = capsys.readouterr().out
+    assert code == 0 and plot.stat().st_size > 0
+    assert "target domain: synthetic (64 unlabelled people, 48 test people)" in out
+    assert "relative drop" in out and "with the withheld 3D labels instead" in out
+    assert [line.split()[0] for line in out.splitlines()[1:4]] == ["0", "1", "2"]  # one row per epoch
+    assert main(["adapt-benchmark", "--checkpoint", str(tiny_checkpoint), "--domain", "detector",
+                 "--detector", str(tmp_path / "missing.onnx")]) == 2
+    assert "detector model not found" in capsys.readouterr().err

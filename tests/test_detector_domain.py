@@ -1,0 +1,78 @@
+"""The renderer and the real-detector target domain of the adaptation benchmark."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import YOLO_ONNX
+
+from key2mesh.projection import project_pinhole
+from key2mesh_train.detector_domain import box_iou
+from key2mesh_train.render import BodyRenderer
+
+
+def _posed_in_view(body, distance=3.0):
+    posed = body(torch.zeros(1, 10), torch.eye(3).expand(1, 24, 3, 3).clone())
+    # Body frame is Y-up facing +Z; the camera frame is y-down, z-forward, looking at the front.
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    vertices = (posed["vertices"][0] - posed["joints"][0, :1]) @ flip.T + torch.tensor([0.0, 0.0, distance])
+    joints = (posed["joints"][0] - posed["joints"][0, :1]) @ flip.T + torch.tensor([0.0, 0.0, distance])
+    return vertices.numpy(), joints
+
+
+def test_renderer_draws_the_body_where_it_projects(body):
+    vertices, joints = _posed_in_view(body)
+    renderer = BodyRenderer(body.faces.numpy(), body.lbs_weights.numpy(), 320, 240)
+    focal, principal = 150.0, np.array([160.0, 120.0])
+    image = renderer.render(vertices, focal, principal, np.random.default_rng(0))
+    assert image.shape == (240, 320, 3) and image.dtype == np.uint8
+    background = image[0, 0]
+    assert (image[2, 2] == background).all() and (image[-3, -3] == background).all()
+    for joint in ("pelvis", "spine3", "left_knee", "right_knee"):  # inside the body: drawn over
+        from key2mesh.keypoints import SMPL_JOINT_NAMES
+
+        x, y = project_pinhole(joints[None, SMPL_JOINT_NAMES.index(joint)][None], torch.tensor([focal]),
+                               torch.as_tensor(principal)[None].float())[0, 0].round().int().tolist()
+        assert (image[y, x] != background).any(), joint
+    painted = (image != background).any(-1)
+    assert 0.02 < painted.mean() < 0.5
+    again = renderer.render(vertices, focal, principal, np.random.default_rng(0))
+    assert np.array_equal(image, again)  # colours come from the caller's generator only
+    with pytest.raises(ValueError, match="in front of the camera"):
+        renderer.render(vertices - np.array([0, 0, 5.0]), focal, principal, np.random.default_rng(0))
+
+
+def test_box_iou():
+    a = np.array([0, 0, 10, 10.0])
+    assert box_iou(a, a) == pytest.approx(1.0)
+    assert box_iou(a, np.array([5, 0, 15, 10.0])) == pytest.approx(50 / 150)
+    assert box_iou(a, np.array([20, 20, 30, 30.0])) == 0.0
+
+
+@pytest.mark.skipif(not YOLO_ONNX.exists(), reason=f"real detector not present at {YOLO_ONNX}")
+def test_real_detector_reads_rendered_bodies_and_caches(tiny_config, tmp_path):
+    from key2mesh_ros.detector import PoseDetector
+
+    from key2mesh_train.adaptation_benchmark import make_target_domain
+    from key2mesh_train.config import load_config
+
+    config = load_config("tiny.yaml", [f"data.cache_dir={tmp_path}", "data.mocap=[]"])
+    detector = PoseDetector(YOLO_ONNX)
+    body, batch = make_target_domain(config, 6, seed=4, detector=detector)
+    found = len(batch["keypoints_px"])
+    assert found >= 4 and batch["detected_fraction"] == pytest.approx(found / 6)
+    assert batch["joints3d"].shape == (found, 24, 3) and batch["input"].shape == (found, 17, 3)
+    _, synthetic = make_target_domain(config, 6, seed=4)  # same bodies, same cameras, projected instead
+    kp, truth = batch["keypoints_px"], synthetic["keypoints_px"][batch["body_index"]]
+    assert torch.allclose(batch["joints3d"], synthetic["joints3d"][batch["body_index"]], atol=1e-5)
+    height = truth[..., 1].amax(-1) - truth[..., 1].amin(-1)
+    # The detector's confident keypoints sit on the bodies, within a fraction of their height.
+    error = (kp[..., :2] - truth[..., :2]).norm(dim=-1) / height[:, None]
+    assert error[kp[..., 2] > 0.5].median() < 0.15
+    assert len(list(tmp_path.glob("detector_domain_*.npz"))) == 1
+
+    def no_detection(*_):
+        raise AssertionError("a cached domain must not run the detector again")
+
+    detector.detect = no_detection
+    _, cached = make_target_domain(config, 6, seed=4, detector=detector)
+    assert torch.equal(cached["keypoints_px"], batch["keypoints_px"])
