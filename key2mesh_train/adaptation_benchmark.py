@@ -7,7 +7,7 @@ seen through a robot-like camera, in one of two ways:
 
 Adaptation sees only the 2D keypoints; PA-MPJPE against the withheld 3D ground truth is
 reported before, during and after. For scale, the same encoder is also fine-tuned *with*
-the withheld labels (never used by adaptation): the ceiling that 3D labels would give.
+the withheld labels (never used by adaptation), to show what 3D labels would give.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def resolve_domain(domain: str, detector_path: str | None = None):
     return PoseDetector(path)
 
 
-def labelled_ceiling(config: TrainConfig, checkpoint: str | Path, body: SkinnedBody, labelled: dict,
+def labelled_reference(config: TrainConfig, checkpoint: str | Path, body: SkinnedBody, labelled: dict,
                      steps: int) -> Key2MeshNet:
     """The same trainable encoder, fine-tuned on the adaptation people *with* their 3D joints:
     what labels would buy, to put the unsupervised gain in scale. Never feeds adaptation."""
@@ -116,18 +116,18 @@ def run_adaptation_benchmark(config: TrainConfig, checkpoint: str | Path, out: s
                    monitor=lambda net: evaluate_on(net, body, test))
     adapted, _ = load_checkpoint(result["checkpoint"])
     after = evaluate_on(adapted, body, test)
-    ceiling = evaluate_on(labelled_ceiling(config, checkpoint, body, unlabelled,
+    reference = evaluate_on(labelled_reference(config, checkpoint, body, unlabelled,
                                            config.adapt.epochs * config.adapt.steps_per_epoch), body, test)
     drop = 1 - after["PA-MPJPE"] / before["PA-MPJPE"]
     summary = {"domain": "detector" if detector is not None else "synthetic", "adapt_people": len(unlabelled["input"]),
-               "test_people": len(test["input"]), "before": before, "after": after, "labelled_ceiling": ceiling,
+               "test_people": len(test["input"]), "before": before, "after": after, "labelled_reference": reference,
                "relative_pa_mpjpe_drop": drop, "history": result["history"]}
     if plot:
-        save_plot(result["history"], plot, ceiling["PA-MPJPE"])
+        save_plot(result["history"], plot, reference["PA-MPJPE"])
     return summary
 
 
-def save_plot(history: list[dict], path: str | Path, ceiling_pa_mpjpe: float | None = None) -> Path:
+def save_plot(history: list[dict], path: str | Path, reference_pa_mpjpe: float | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,8 +139,8 @@ def save_plot(history: list[dict], path: str | Path, ceiling_pa_mpjpe: float | N
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
     ax[0].plot(epochs, [h["PA-MPJPE"] for h in history], "o-", label="PA-MPJPE")
     ax[0].plot(epochs, [h["MPJPE"] for h in history], "s-", label="MPJPE")
-    if ceiling_pa_mpjpe is not None:
-        ax[0].axhline(ceiling_pa_mpjpe, color="C0", ls=":", label="PA-MPJPE with 3D labels (reference)")
+    if reference_pa_mpjpe is not None:
+        ax[0].axhline(reference_pa_mpjpe, color="C0", ls=":", label="PA-MPJPE with 3D labels (reference)")
     ax[0].set_xlabel("epoch")
     ax[0].set_ylabel("target error (mm)")
     ax[0].legend()
@@ -162,12 +162,12 @@ def format_summary(summary: dict) -> str:
     for h in summary["history"]:
         acc = f"{h['domain_accuracy']:.3f}" if "domain_accuracy" in h else "-"
         lines.append(f"{h['epoch']:>5} {h['MPJPE']:>8.1f} {h['PA-MPJPE']:>9.1f} {acc:>11}")
-    before, after, ceiling = summary["before"], summary["after"], summary["labelled_ceiling"]
+    before, after, reference = summary["before"], summary["after"], summary["labelled_reference"]
     lines.append(f"target domain: {summary['domain']} ({summary['adapt_people']} unlabelled people, "
                  f"{summary['test_people']} test people)")
     lines.append(f"PA-MPJPE {before['PA-MPJPE']:.1f} -> {after['PA-MPJPE']:.1f} mm "
                  f"({summary['relative_pa_mpjpe_drop']:.1%} relative drop); MPJPE {before['MPJPE']:.1f} -> "
                  f"{after['MPJPE']:.1f} mm")
-    lines.append(f"with the withheld 3D labels instead (reference only): PA-MPJPE {ceiling['PA-MPJPE']:.1f} mm, "
-                 f"MPJPE {ceiling['MPJPE']:.1f} mm")
+    lines.append(f"with the withheld 3D labels instead (reference only): PA-MPJPE {reference['PA-MPJPE']:.1f} mm, "
+                 f"MPJPE {reference['MPJPE']:.1f} mm")
     return "\n".join(lines)
