@@ -80,6 +80,11 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
         history = list(payload["meta"]["history"])
         log.info("resuming adaptation at epoch %d from %s", start_epoch, partial)
 
+    def draw_batches() -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        rot, betas = sample_batch(bank, cfg.batch_size, gen)
+        index = torch.randint(0, len(inputs_t), (cfg.batch_size,), generator=gen)
+        return synthesize(rot, betas, body, config.synthetic, gen), inputs_t[index], weights_t[index]
+
     if monitor is not None and start_epoch == 0:
         history.append({"epoch": 0, **monitor(target)})
     total = cfg.epochs * cfg.steps_per_epoch
@@ -88,20 +93,21 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
         critic.train()
         sums = {"critic": 0.0, "reprojection": 0.0, "domain": 0.0, "feature": 0.0, "source": 0.0}
         for _ in range(cfg.steps_per_epoch):
-            rot, betas = sample_batch(bank, cfg.batch_size, gen)
-            src = synthesize(rot, betas, body, config.synthetic, gen)
-            index = torch.randint(0, len(inputs_t), (cfg.batch_size,), generator=gen)
-            x_t, w_t = inputs_t[index], weights_t[index]
-            with torch.no_grad():
-                f_s = source.features(src["input"])
-                f_t_fixed = target.features(x_t)
             for _ in range(cfg.critic_steps):
+                # Fresh batches each critic step, so the critic estimates the distance between the
+                # two feature distributions rather than memorising one pair of batches.
+                src, x_t, w_t = draw_batches()
+                with torch.no_grad():
+                    f_s, f_t_fixed = source.features(src["input"]), target.features(x_t)
                 # The critic scores source high and target low; the penalty keeps it 1-Lipschitz.
                 loss_c = critic(f_t_fixed).mean() - critic(f_s).mean() + \
                     cfg.gradient_penalty * gradient_penalty(critic, f_s, f_t_fixed, gen)
                 opt_critic.zero_grad(set_to_none=True)
                 loss_c.backward()
                 opt_critic.step()
+            src, x_t, w_t = draw_batches()
+            with torch.no_grad():
+                f_s = source.features(src["input"])
             f_t = target.features(x_t)
             pred_t = target.decode(f_t)
             posed = body(pred_t["betas"], pred_t["rotmats"], with_vertices=False, root_relative=True)
