@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import YOLO_ONNX
 
+from key2mesh.keypoints import SMPL_JOINT_NAMES
 from key2mesh.projection import project_pinhole
 from key2mesh_train.detector_domain import box_iou
 from key2mesh_train.render import BodyRenderer
@@ -28,8 +29,6 @@ def test_renderer_draws_the_body_where_it_projects(body):
     background = image[0, 0]
     assert (image[2, 2] == background).all() and (image[-3, -3] == background).all()
     for joint in ("pelvis", "spine3", "left_knee", "right_knee"):  # inside the body: drawn over
-        from key2mesh.keypoints import SMPL_JOINT_NAMES
-
         x, y = project_pinhole(joints[None, SMPL_JOINT_NAMES.index(joint)][None], torch.tensor([focal]),
                                torch.as_tensor(principal)[None].float())[0, 0].round().int().tolist()
         assert (image[y, x] != background).any(), joint
