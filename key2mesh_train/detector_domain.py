@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from key2mesh_ros.tracking import box_iou
 from tqdm import tqdm
 
 from key2mesh.keypoints import NUM_KEYPOINTS
 from key2mesh.lbs import SkinnedBody
+from key2mesh.projection import project_pinhole
 from key2mesh_train.mocap.dataset import PoseBank
 from key2mesh_train.pretrain import sample_batch
 from key2mesh_train.render import BodyRenderer
@@ -26,14 +28,6 @@ from key2mesh_train.synthetic import SyntheticConfig, synthesize
 log = logging.getLogger(__name__)
 _FORMAT = 2  # bump when rendering or matching changes, so stale caches are not reused
 _CHUNK = 128  # bodies posed at once: full meshes are 13k+ vertices each
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two ``[4]`` boxes (x_min, y_min, x_max, y_max)."""
-    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    area = lambda box: float(np.prod(np.clip(box[2:] - box[:2], 0, None)))  # noqa: E731
-    return inter / max(area(a) + area(b) - inter, 1e-9)
 
 
 def _cache_path(cache_dir: str | Path, fields: dict) -> Path:
@@ -77,23 +71,24 @@ def _render_and_detect(body: SkinnedBody, bank: PoseBank, camera: SyntheticConfi
     keypoints = np.zeros((people, NUM_KEYPOINTS, 3), np.float32)
     joints = np.zeros((people, len(body.parents), 3), np.float32)
     found = np.zeros(people, bool)
+    size = np.array([camera.image_width, camera.image_height])
     bar = tqdm(total=people, desc="render+detect", unit="body", disable=not progress)
     for start in range(0, people, _CHUNK):
         stop = min(start + _CHUNK, people)
         batch = synthesize(rot[start:stop], betas[start:stop], body, camera, gen, with_vertices=True)
         joints[start:stop] = batch["joints3d"].numpy()
+        vertices = batch["vertices"] + batch["pelvis_cam"][:, None]
+        pixels = project_pinhole(vertices, batch["focal"], batch["principal"]).numpy()
         for i in range(stop - start):
-            vertices = (batch["vertices"][i] + batch["pelvis_cam"][i]).numpy()
-            focal, principal = float(batch["focal"][i]), batch["principal"][i].numpy()
-            image = renderer.render(vertices, focal, principal, rng)
-            pixels = vertices[:, :2] / vertices[:, 2:] * focal + principal
-            size = np.array([camera.image_width, camera.image_height])
-            truth_box = np.concatenate([np.clip(pixels.min(0), 0, size), np.clip(pixels.max(0), 0, size)])
-            # One body per image: take the best detection that is really on it.
-            for det in detector.detect(image):
-                if box_iou(det.box, truth_box) >= 0.3:
-                    keypoints[start + i], found[start + i] = det.keypoints, True
-                    break
+            image = renderer.render(vertices[i].numpy(), pixels[i], rng)
+            truth_box = np.concatenate([np.clip(pixels[i].min(0), 0, size), np.clip(pixels[i].max(0), 0, size)])
+            detections = detector.detect(image)
+            if detections:
+                # One body per image: take the best detection that is really on it.
+                iou = box_iou(np.stack([d.box for d in detections]), truth_box[None])[:, 0]
+                on_body = np.flatnonzero(iou >= 0.3)
+                if on_body.size:
+                    keypoints[start + i], found[start + i] = detections[on_body[0]].keypoints, True
             bar.update(1)
     bar.close()
     log.info("detector found %d of %d rendered bodies", found.sum(), people)

@@ -29,9 +29,9 @@ class BodyRenderer:
         self.leg_face = np.isin(owner, _LEG_JOINTS)[self.faces].sum(1) >= 2
         self.skin_face = np.isin(owner, _SKIN_JOINTS)[self.faces].sum(1) >= 2
 
-    def render(self, vertices: np.ndarray, focal: float, principal: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
-        """``[H,W,3]`` uint8 RGB; ``rng`` draws the background and clothing colours."""
+    def render(self, vertices: np.ndarray, pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``[H,W,3]`` uint8 RGB of camera-frame ``vertices [V,3]`` (depth order, shading) drawn at
+        their projections ``pixels [V,2]``; ``rng`` draws the background and clothing colours."""
         vertices = np.asarray(vertices, np.float64)
         if not np.isfinite(vertices).all() or (vertices[:, 2] <= 0).any():
             raise ValueError("every vertex must be finite and in front of the camera (z > 0)")
@@ -45,8 +45,7 @@ class BodyRenderer:
         shade = np.clip(np.abs(normal @ _LIGHT), 0.15, 1.0)  # two-sided: winding need not be known
         base = np.where(self.leg_face[:, None], trousers, np.where(self.skin_face[:, None], skin, shirt))
         colours = (base * shade[:, None]).astype(np.uint8).tolist()
-        pixels = vertices[:, :2] / vertices[:, 2:] * focal + np.asarray(principal)
-        corners = np.round(pixels[self.faces] * (1 << _SUBPIXEL_BITS)).astype(np.int32)
+        corners = np.round(np.asarray(pixels, np.float64)[self.faces] * (1 << _SUBPIXEL_BITS)).astype(np.int32)
         for k in np.argsort(-tri[:, :, 2].mean(1)):  # far to near
             cv2.fillConvexPoly(image, corners[k], colours[k], lineType=cv2.LINE_AA, shift=_SUBPIXEL_BITS)
         return image

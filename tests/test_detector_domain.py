@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import YOLO_ONNX
+from key2mesh_ros.tracking import box_iou
 
 from key2mesh.keypoints import SMPL_JOINT_NAMES
 from key2mesh.projection import project_pinhole
-from key2mesh_train.detector_domain import box_iou
 from key2mesh_train.render import BodyRenderer
 
 
@@ -24,27 +24,28 @@ def test_renderer_draws_the_body_where_it_projects(body):
     vertices, joints = _posed_in_view(body)
     renderer = BodyRenderer(body.faces.numpy(), body.lbs_weights.numpy(), 320, 240)
     focal, principal = 150.0, np.array([160.0, 120.0])
-    image = renderer.render(vertices, focal, principal, np.random.default_rng(0))
+    project = lambda v: project_pinhole(torch.as_tensor(v, dtype=torch.float32)[None], torch.tensor([focal]),  # noqa: E731
+                                        torch.as_tensor(principal)[None].float())[0].numpy()
+    image = renderer.render(vertices, project(vertices), np.random.default_rng(0))
     assert image.shape == (240, 320, 3) and image.dtype == np.uint8
     background = image[0, 0]
     assert (image[2, 2] == background).all() and (image[-3, -3] == background).all()
     for joint in ("pelvis", "spine3", "left_knee", "right_knee"):  # inside the body: drawn over
-        x, y = project_pinhole(joints[None, SMPL_JOINT_NAMES.index(joint)][None], torch.tensor([focal]),
-                               torch.as_tensor(principal)[None].float())[0, 0].round().int().tolist()
+        x, y = np.round(project(joints[SMPL_JOINT_NAMES.index(joint)][None])[0]).astype(int).tolist()
         assert (image[y, x] != background).any(), joint
     painted = (image != background).any(-1)
     assert 0.02 < painted.mean() < 0.5
-    again = renderer.render(vertices, focal, principal, np.random.default_rng(0))
+    again = renderer.render(vertices, project(vertices), np.random.default_rng(0))
     assert np.array_equal(image, again)  # colours come from the caller's generator only
     with pytest.raises(ValueError, match="in front of the camera"):
-        renderer.render(vertices - np.array([0, 0, 5.0]), focal, principal, np.random.default_rng(0))
+        renderer.render(vertices - np.array([0, 0, 5.0]), project(vertices), np.random.default_rng(0))
 
 
 def test_box_iou():
-    a = np.array([0, 0, 10, 10.0])
-    assert box_iou(a, a) == pytest.approx(1.0)
-    assert box_iou(a, np.array([5, 0, 15, 10.0])) == pytest.approx(50 / 150)
-    assert box_iou(a, np.array([20, 20, 30, 30.0])) == 0.0
+    a = np.array([[0, 0, 10, 10.0]])
+    assert box_iou(a, a)[0, 0] == pytest.approx(1.0)
+    assert box_iou(a, np.array([[5, 0, 15, 10.0]]))[0, 0] == pytest.approx(50 / 150)
+    assert box_iou(a, np.array([[20, 20, 30, 30.0]]))[0, 0] == 0.0
 
 
 @pytest.mark.skipif(not YOLO_ONNX.exists(), reason=f"real detector not present at {YOLO_ONNX}")
