@@ -25,7 +25,7 @@ from key2mesh.network import Key2MeshNet
 from key2mesh_train.config import TrainConfig, config_to_dict
 from key2mesh_train.critic import Critic, domain_accuracy, gradient_penalty
 from key2mesh_train.losses import pretrain_losses, reprojection_loss
-from key2mesh_train.pretrain import prepare_data, sample_batch
+from key2mesh_train.pretrain import TrainingData, prepare_data, sample_batch
 from key2mesh_train.synthetic import synthesize
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,16 @@ def trainable_target_copy(source: Key2MeshNet) -> Key2MeshNet:
 
 
 def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: np.ndarray, out: str | Path,
-          resume: bool = False, progress: bool = True, monitor: Monitor | None = None) -> dict:
-    """Adapt ``source_checkpoint`` to unlabelled ``target_keypoints [N,17,3]`` (pixels)."""
+          resume: bool = False, progress: bool = True, monitor: Monitor | None = None,
+          data: TrainingData | None = None) -> dict:
+    """Adapt ``source_checkpoint`` to unlabelled ``target_keypoints [N,17,3]`` (pixels).
+    ``data`` is :func:`prepare_data`'s result when the caller already has it."""
     cfg = config.adapt
     if len(target_keypoints) < 2:
         raise ValueError(f"need at least 2 target people to adapt, got {len(target_keypoints)}")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    body, bank, _ = prepare_data(config, progress=False)
+    body, bank, _ = data or prepare_data(config, progress=False)
     source, _ = load_checkpoint(source_checkpoint)
     source.requires_grad_(False)
     target = trainable_target_copy(source)

@@ -25,7 +25,7 @@ from key2mesh_train.adapt import adapt, trainable_target_copy
 from key2mesh_train.config import TrainConfig
 from key2mesh_train.evaluation.evaluate import score
 from key2mesh_train.losses import weighted_l1
-from key2mesh_train.pretrain import prepare_data, sample_batch
+from key2mesh_train.pretrain import TrainingData, prepare_data, sample_batch
 from key2mesh_train.synthetic import DetectorNoise, SyntheticConfig, synthesize
 
 DOMAINS = ("auto", "detector", "synthetic")
@@ -41,12 +41,13 @@ def target_camera(base: SyntheticConfig, tilt_deg: float = 0.0) -> SyntheticConf
                                drop_prob=0.0, pitch_roll_deg=10.0, pitch_offset_deg=tilt_deg)
 
 
-def make_target_domain(config: TrainConfig, people: int, seed: int, detector=None,
-                       progress: bool = False) -> tuple[SkinnedBody, dict[str, torch.Tensor]]:
+def make_target_domain(config: TrainConfig, people: int, seed: int, detector=None, progress: bool = False,
+                       data: TrainingData | None = None) -> tuple[SkinnedBody, dict[str, torch.Tensor]]:
     """``people`` held-out bodies as the target sees them: ``keypoints_px``, network ``input``
     and the withheld ``joints3d``. With a ``detector`` (a ``PoseDetector``) they are rendered
-    and detected (bodies it misses are left out); else modelled biases are applied."""
-    body, _, held_out = prepare_data(config, progress=False)
+    and detected (bodies it misses are left out); else modelled biases are applied.
+    ``data`` is :func:`prepare_data`'s result when the caller already has it."""
+    body, _, held_out = data or prepare_data(config, progress=False)
     camera = target_camera(config.synthetic)
     if detector is None:
         gen = torch.Generator().manual_seed(seed)
@@ -107,13 +108,14 @@ def run_adaptation_benchmark(config: TrainConfig, checkpoint: str | Path, out: s
                              test_people: int = 1024, plot: str | Path | None = None, progress: bool = True,
                              domain: str = "auto", detector_path: str | None = None) -> dict:
     detector = resolve_domain(domain, detector_path)
-    body, unlabelled = make_target_domain(config, adapt_people, 1, detector, progress)
-    _, test = make_target_domain(config, test_people, 2, detector, progress)
+    data = prepare_data(config, progress=False)  # loaded once: body, MoCap bank and held-out bank
+    body, unlabelled = make_target_domain(config, adapt_people, 1, detector, progress, data)
+    _, test = make_target_domain(config, test_people, 2, detector, progress, data)
     source, _ = load_checkpoint(checkpoint)
     before = evaluate_on(source, body, test)
     # Only 2D pixels (with confidences) leave the target domain; its 3D stays here.
     result = adapt(config, checkpoint, unlabelled["keypoints_px"].numpy(), out, progress=progress,
-                   monitor=lambda net: evaluate_on(net, body, test))
+                   monitor=lambda net: evaluate_on(net, body, test), data=data)
     adapted, _ = load_checkpoint(result["checkpoint"])
     after = evaluate_on(adapted, body, test)
     reference = evaluate_on(labelled_reference(config, checkpoint, body, unlabelled,

@@ -26,7 +26,11 @@ def rest_joints(body: SkinnedBody) -> np.ndarray:
     return body.shaped_joints(torch.zeros(1, 10))[0].double().numpy()
 
 
-def prepare_data(config: TrainConfig, progress: bool = True) -> tuple[SkinnedBody, PoseBank, PoseBank]:
+# The body model, the training MoCap bank and the held-out bank, as prepare_data returns them.
+TrainingData = tuple[SkinnedBody, PoseBank, PoseBank]
+
+
+def prepare_data(config: TrainConfig, progress: bool = True) -> TrainingData:
     body = load_skinned_body(config.data.body_model)
     bank = load_pose_bank(config.data.mocap, config.data.cache_dir, rest_joints(body),
                           config.data.procedural_sequences, config.data.frame_stride, progress)

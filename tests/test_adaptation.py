@@ -81,7 +81,7 @@ def test_adaptation_fits_the_target_detections(tiny_config, tiny_checkpoint, tmp
     from key2mesh_train.losses import reprojection_loss
 
     config = load_config("tiny.yaml", [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]",
-                                       "adapt.epochs=2", "adapt.steps_per_epoch=25", "adapt.batch_size=64",
+                                       "adapt.epochs=2", "adapt.steps_per_epoch=60", "adapt.batch_size=64",
                                        "adapt.critic_steps=1", "adapt.w_domain=0", "adapt.w_feature=0",
                                        "adapt.w_source=0"])
     target_px = _target_people(config, 1024)
@@ -96,7 +96,8 @@ def test_adaptation_fits_the_target_detections(tiny_config, tiny_checkpoint, tmp
 
     before = fit(load_checkpoint(tiny_checkpoint)[0])
     result = adapt(config, tiny_checkpoint, target_px, tmp_path / "a.pt", progress=False)
-    assert fit(load_checkpoint(tmp_path / "a.pt")[0]) < 0.9 * before
+    after = fit(load_checkpoint(tmp_path / "a.pt")[0])
+    assert after < 0.9 * before, f"reprojection fit {before:.4f} -> {after:.4f}"
     assert TARGET_NOISE.hip_widen > 0 and len(result["history"]) == 2
 
 
