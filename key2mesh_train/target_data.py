@@ -27,10 +27,9 @@ def keypoints_from_bag(path: str | Path, topic: str, detector, progress: bool = 
 
     kinds = bag_topics(path)
     kind = kinds.get(topic)
-    if kind not in ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"):
-        # read_bag names the topics present when the topic is missing
-        if kind is not None:
-            raise ValueError(f"{path}: topic {topic} carries {kind}, not camera images")
+    # A missing topic is left to read_bag, whose error names the topics present.
+    if kind is not None and kind not in ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"):
+        raise ValueError(f"{path}: topic {topic} carries {kind}, not camera images")
     people: list[np.ndarray] = []
     images = 0
     for index, (_, msgtype, _, msg) in enumerate(tqdm(read_bag(path, [topic]), desc="detecting", unit="img",
@@ -55,13 +54,15 @@ def keypoints_from_images(folder: str | Path, detector, progress: bool = True) -
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
     people: list[np.ndarray] = []
+    images = 0
     for path in tqdm(files, desc="detecting", unit="img", disable=not progress):
         bgr = cv2.imread(str(path))
         if bgr is None:
             log.warning("skipping unreadable image %s", path)
             continue
+        images += 1
         people.extend(d.keypoints for d in detector.detect(np.ascontiguousarray(bgr[..., ::-1]))[: detector.max_people])
-    return _detections_to_array(people, str(folder), len(files))
+    return _detections_to_array(people, str(folder), images)
 
 
 def keypoints_from_file(path: str | Path) -> np.ndarray:
