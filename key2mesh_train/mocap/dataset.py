@@ -56,15 +56,27 @@ def find_motion_files(roots: list[str | Path]) -> list[Path]:
     return files
 
 
-def load_sequences(files: list[Path], rest_joints: np.ndarray, cache_dir: Path,
+def sequence_name(path: Path, roots: list[str | Path]) -> str:
+    """A sequence's name, which the train/held-out split hashes: its path below the MoCap root
+    it was found under, so the split is the same wherever (and however absolutely) the data lives."""
+    for root in map(Path, roots):
+        if path == root:
+            return path.name
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
+def load_sequences(files: list[Path], roots: list[str | Path], rest_joints: np.ndarray, cache_dir: Path,
                    progress: bool = True) -> list[MotionSequence]:
+    """Load ``files`` (found under ``roots`` by :func:`find_motion_files`), resampled."""
     sequences = []
     for path in tqdm(files, desc="loading MoCap", unit="file", disable=not progress):
         if path.suffix.lower() == ".bvh":
             seq = load_bvh_cached(path, rest_joints, cache_dir)
         else:
             seq = load_amass_npz(path)
-        seq.name = str(path)
+        seq.name = sequence_name(path, roots)
         sequences.append(seq.resampled(TARGET_FPS))
     return sequences
 
@@ -92,10 +104,10 @@ def load_pose_bank(roots: list[str], cache_dir: str | Path, rest_joints: np.ndar
     files = find_motion_files(roots)
     cache_dir = Path(cache_dir)
     if not files:
-        proc_dir = cache_dir / f"procedural-{procedural_sequences}"
-        files = find_motion_files([proc_dir])
+        log.warning("no MoCap found under %s: using %d procedural stand-in sequences", roots, procedural_sequences)
+        roots = [cache_dir / f"procedural-{procedural_sequences}"]
+        files = find_motion_files(roots)
         if len(files) != procedural_sequences:
-            files = write_procedural_dataset(proc_dir, sequences=procedural_sequences)
-        log.warning("no MoCap found under %s: using %d procedural stand-in sequences", roots, len(files))
-    sequences = load_sequences(files, rest_joints, cache_dir / "bvh", progress=progress)
+            files = write_procedural_dataset(roots[0], sequences=procedural_sequences)
+    sequences = load_sequences(files, roots, rest_joints, cache_dir / "bvh", progress=progress)
     return build_pose_bank(sequences, frame_stride=frame_stride)
