@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -130,23 +132,16 @@ def test_procedural_motion_loads_through_amass_path(tmp_path, body):
     assert len(bank2.names) == 4
 
 
-def test_split_does_not_depend_on_where_the_data_lives(tmp_path, body):
+def test_split_does_not_depend_on_where_the_data_lives(tmp_path, body, monkeypatch):
     """The held-out set hashes each sequence's path below its MoCap root: the same files
     reached through different absolute or relative paths give the same split."""
-    import os
-    import shutil
-
     files = write_procedural_dataset(tmp_path / "a" / "mocap", sequences=10, frames=12)
     (tmp_path / "b" / "deeper").mkdir(parents=True)
     moved = shutil.copytree(tmp_path / "a" / "mocap", tmp_path / "b" / "deeper" / "mocap")
     banks = [load_pose_bank([str(tmp_path / "a" / "mocap")], tmp_path / "c1", rest_joints(body), progress=False),
              load_pose_bank([str(moved)], tmp_path / "c2", rest_joints(body), progress=False)]
-    cwd = os.getcwd()
-    try:
-        os.chdir(tmp_path / "b")
-        banks.append(load_pose_bank(["deeper/mocap"], tmp_path / "c3", rest_joints(body), progress=False))
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(tmp_path / "b")
+    banks.append(load_pose_bank(["deeper/mocap"], tmp_path / "c3", rest_joints(body), progress=False))
     assert banks[0].names == sorted(f.name for f in files)
     held = [sorted({bank.names[i] for i in bank.split(0.3)[1].sequence_ids}) for bank in banks]
     assert held[0] and held[0] == held[1] == held[2]
