@@ -60,9 +60,7 @@ def sequence_name(path: Path, roots: list[str | Path]) -> str:
     """A sequence's name, which the train/held-out split hashes: its path below the MoCap root
     it was found under, so the split is the same wherever (and however absolutely) the data lives."""
     for root in map(Path, roots):
-        if path == root:
-            return path.name
-        if path.is_relative_to(root):
+        if path != root and path.is_relative_to(root):  # a root that is itself a file: its name
             return path.relative_to(root).as_posix()
     return path.name
 
