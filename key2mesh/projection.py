@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from key2mesh.keypoints import CONFIDENCE_THRESHOLD
+
 
 def project_pinhole(points: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
     """Camera-frame points ``[B,N,3]`` (OpenCV axes, z forward) -> pixels ``[B,N,2]``."""
@@ -39,12 +41,14 @@ def solve_translation(points: np.ndarray, pixels: np.ndarray, weights: np.ndarra
     """Camera-frame translation ``t [3]`` that best projects ``points + t`` onto ``pixels``.
 
     ``points [N,3]`` are root-relative, camera-oriented 3D keypoints, ``pixels [N,2]`` the
-    detections, ``weights [N]`` their confidences, ``camera_matrix`` the 3x3 K. The pinhole
+    detections, ``weights [N]`` their confidences, ``camera_matrix`` the 3x3 K. Joints below
+    the confidence threshold count as missing, as in the network's input: a detector's
+    near-zero guesses (or placeholders for unseen joints) must not pull the depth. The pinhole
     equations are linear in ``t`` (DLT-style), so this is one weighted least-squares solve;
     returns None when fewer than 3 joints are usable or the person would be behind the camera.
     """
     fx, fy, cx, cy = camera_matrix[0, 0], camera_matrix[1, 1], camera_matrix[0, 2], camera_matrix[1, 2]
-    ok = (weights > 0) & np.isfinite(pixels).all(-1) & np.isfinite(points).all(-1)
+    ok = (weights >= CONFIDENCE_THRESHOLD) & np.isfinite(pixels).all(-1) & np.isfinite(points).all(-1)
     if ok.sum() < 3 or fx <= 0 or fy <= 0:
         return None
     p, uv, w = points[ok].astype(np.float64), pixels[ok].astype(np.float64), np.sqrt(weights[ok])

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import YOLO_ONNX
-from key2mesh_ros.tracking import box_iou
 
 from key2mesh.keypoints import SMPL_JOINT_NAMES
 from key2mesh.projection import project_pinhole
@@ -39,13 +38,6 @@ def test_renderer_draws_the_body_where_it_projects(body):
     assert np.array_equal(image, again)  # colours come from the caller's generator only
     with pytest.raises(ValueError, match="in front of the camera"):
         renderer.render(vertices - np.array([0, 0, 5.0]), project(vertices), np.random.default_rng(0))
-
-
-def test_box_iou():
-    a = np.array([[0, 0, 10, 10.0]])
-    assert box_iou(a, a)[0, 0] == pytest.approx(1.0)
-    assert box_iou(a, np.array([[5, 0, 15, 10.0]]))[0, 0] == pytest.approx(50 / 150)
-    assert box_iou(a, np.array([[20, 20, 30, 30.0]]))[0, 0] == 0.0
 
 
 @pytest.mark.skipif(not YOLO_ONNX.exists(), reason=f"real detector not present at {YOLO_ONNX}")

@@ -111,6 +111,7 @@ def test_solve_translation_recovers_camera_position(body):
     weights = np.ones(17)
     weights[[3, 4]] = 0  # missing ears must not matter
     px[[3, 4]] = np.nan
+    weights[0], px[0] = 0.05, (0.0, 0.0)  # a detector's near-zero guess counts as missing, as in the input
     np.testing.assert_allclose(solve_translation(kp, px, weights, k), t, atol=1e-6)
     assert solve_translation(kp, px, np.zeros(17), k) is None  # nothing visible
     assert solve_translation(kp, px, weights, -k) is None  # nonsense calibration

@@ -90,8 +90,9 @@ class Tracker:
             if self.smoothing:
                 xy = keypoints[i, :, :2]
                 seen = visible_mask(keypoints[i])
-                # Unseen joints hold their last value, so a reappearing joint does not swing in.
-                previous = track.filter.value if track.filter.value is not None else np.zeros_like(xy)
+                # Unseen joints hold their last value, so a reappearing joint does not swing in; a
+                # new track has none, so they keep the detector's own guess (never a fake 0, 0).
+                previous = track.filter.value if track.filter.value is not None else xy
                 out[i, :, :2] = track.filter(np.where(seen[:, None], xy, previous), t)
             result.append(track.track_id)
         return result, out
