@@ -53,10 +53,12 @@ def test_losses_are_zero_for_perfect_prediction(body):
     gen = torch.Generator().manual_seed(2)
     rot = torch.eye(3).repeat(8, 24, 1, 1)
     far = SyntheticConfig(drop_prob=0, jitter_px=0, distance_min=15, distance_max=20, focal_min=2000)
-    batch = synthesize(rot, torch.randn(8, 10), body, far, gen)
+    batch = synthesize(rot, torch.randn(8, 10, generator=gen), body, far, gen)
     terms = pretrain_losses({"rotmats": batch["rotmats"], "betas": batch["betas"]}, batch, body, load_config().losses)
     assert terms["joints3d"] < 1e-5 and terms["rotations"] < 1e-6 and terms["betas"] < 1e-6
-    assert terms["keypoints2d"] < 0.02  # far away, weak perspective is close to the pinhole view
+    # Far away, weak perspective is close to the pinhole view: about 0.014-0.033 over seeds,
+    # against 0.3 and more for a body turned around.
+    assert terms["keypoints2d"] < 0.04
     wrong = batch["rotmats"].clone()
     wrong[:, 0] = torch.diag(torch.tensor([-1.0, 1.0, -1.0])) @ wrong[:, 0]  # turned around
     bad = pretrain_losses({"rotmats": wrong, "betas": batch["betas"]}, batch, body, load_config().losses)
