@@ -6,6 +6,9 @@ on target detections from source features on MoCap-synthesised keypoints, (b) th
 SMPL head's output reprojects onto the target detections (weighted by confidence), (c) on
 source inputs its features stay those of the source extractor, and (d) MoCap supervision
 keeps flowing. No 3D label of the target domain is used.
+
+Beyond the paper, a warm start comes first (``adapt.warm_start_steps``): MoCap carrying the
+target detector's own noise, read off the unlabelled detections (``target_noise.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from key2mesh_train.critic import Critic, domain_accuracy, gradient_penalty
 from key2mesh_train.losses import pretrain_losses, reprojection_loss
 from key2mesh_train.pretrain import TrainingData, prepare_data, sample_batch
 from key2mesh_train.synthetic import synthesize
+from key2mesh_train.target_noise import ReplayedNoise, detection_residuals, warm_start
 
 log = logging.getLogger(__name__)
 Monitor = Callable[[Key2MeshNet], dict[str, float]]
@@ -78,6 +82,7 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
         critic.load_state_dict(state["critic"])
         opt_encoder.load_state_dict(state["opt_encoder"])
         opt_critic.load_state_dict(state["opt_critic"])
+        source.load_state_dict(state["source"])  # the warm-started reference, not the file's
         start_epoch = int(payload["meta"]["epoch"])
         history = list(payload["meta"]["history"])
         log.info("resuming adaptation at epoch %d from %s", start_epoch, partial)
@@ -87,8 +92,17 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
         index = torch.randint(0, len(inputs_t), (cfg.batch_size,), generator=gen)
         return synthesize(rot, betas, body, config.synthetic, gen), inputs_t[index], weights_t[index]
 
-    if monitor is not None and start_epoch == 0:
-        history.append({"epoch": 0, **monitor(target)})
+    if start_epoch == 0:
+        if monitor is not None:
+            history.append({"epoch": 0, "stage": "source", **monitor(target)})
+        if cfg.warm_start_steps > 0:
+            noise = ReplayedNoise(detection_residuals(source, body, inputs_t, weights_t), weights_t)
+            warm_start(target, body, bank, noise, config, gen, progress)
+            # The warmed network is the adversarial stage's reference: its features on MoCap
+            # are what the critic and the feature loss hold the target extractor to.
+            source = copy.deepcopy(target).requires_grad_(False)
+            if monitor is not None:
+                history.append({"epoch": 0, "stage": "warm start", **monitor(target)})
     total = cfg.epochs * cfg.steps_per_epoch
     bar = tqdm(total=total, initial=start_epoch * cfg.steps_per_epoch, desc="adapt", unit="step", disable=not progress)
     for epoch in range(start_epoch, cfg.epochs):
@@ -135,14 +149,14 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
             probe_s = source.features(synthesize(rot, betas, body, config.synthetic, gen)["input"])
             probe_t = target.features(inputs_t[torch.randint(0, len(inputs_t), (512,), generator=gen)])
             accuracy = domain_accuracy(critic(probe_s), critic(probe_t))
-        record = {"epoch": epoch + 1, "domain_accuracy": accuracy, **{f"loss_{k}": v for k, v in sums.items()}}
+        record = {"epoch": epoch + 1, "stage": "adversarial", "domain_accuracy": accuracy, **{f"loss_{k}": v for k, v in sums.items()}}
         if monitor is not None:
             record.update(monitor(target))
         history.append(record)
         bar.set_postfix(domain_acc=f"{accuracy:.2f}", reproj=f"{sums['reprojection']:.4f}")
         save_checkpoint(partial, target, meta={"epoch": epoch + 1, "history": history, "stage": "adapt-partial"},
-                        extra_state={"critic": critic.state_dict(), "opt_encoder": opt_encoder.state_dict(),
-                                     "opt_critic": opt_critic.state_dict()})
+                        extra_state={"source": source.state_dict(), "critic": critic.state_dict(),
+                                     "opt_encoder": opt_encoder.state_dict(), "opt_critic": opt_critic.state_dict()})
     bar.close()
     save_checkpoint(out, target, meta={"stage": "adapt", "source": str(source_checkpoint), "history": history,
                                        "target_people": int(len(target_keypoints)), "config": config_to_dict(config)})

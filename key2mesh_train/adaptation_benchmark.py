@@ -137,20 +137,24 @@ def save_plot(history: list[dict], path: str | Path, reference_pa_mpjpe: float |
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    epochs = [h["epoch"] for h in history]
+    # One point per record: the source model, the warm start (when run), then each epoch.
+    steps = list(range(len(history)))
+    labels = [stage_label(h).replace(" ", "\n") for h in history]
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax[0].plot(epochs, [h["PA-MPJPE"] for h in history], "o-", label="PA-MPJPE")
-    ax[0].plot(epochs, [h["MPJPE"] for h in history], "s-", label="MPJPE")
+    ax[0].plot(steps, [h["PA-MPJPE"] for h in history], "o-", label="PA-MPJPE")
+    ax[0].plot(steps, [h["MPJPE"] for h in history], "s-", label="MPJPE")
     if reference_pa_mpjpe is not None:
         ax[0].axhline(reference_pa_mpjpe, color="C0", ls=":", label="PA-MPJPE with 3D labels (reference)")
-    ax[0].set_xlabel("epoch")
+    ax[0].set_xticks(steps, labels)
+    ax[0].set_xlabel("stage, then adversarial epoch")
     ax[0].set_ylabel("target error (mm)")
     ax[0].legend()
     with_acc = [h for h in history if "domain_accuracy" in h]
     ax[1].plot([h["epoch"] for h in with_acc], [h["domain_accuracy"] for h in with_acc], "o-", color="C3")
+    ax[1].set_xticks([h["epoch"] for h in with_acc])
     ax[1].axhline(0.5, color="gray", ls="--")
     ax[1].set_ylim(0.4, 1.0)
-    ax[1].set_xlabel("epoch")
+    ax[1].set_xlabel("adversarial epoch")
     ax[1].set_ylabel("critic domain accuracy")
     fig.suptitle("Adaptation without 3D labels (held-out target domain)")
     fig.tight_layout()
@@ -159,11 +163,17 @@ def save_plot(history: list[dict], path: str | Path, reference_pa_mpjpe: float |
     return path
 
 
+def stage_label(record: dict) -> str:
+    """``source``, ``warm start`` or the adversarial epoch's number."""
+    stage = record.get("stage", "adversarial")
+    return str(record["epoch"]) if stage == "adversarial" else stage
+
+
 def format_summary(summary: dict) -> str:
-    lines = [f"{'epoch':>5} {'MPJPE':>8} {'PA-MPJPE':>9} {'critic acc':>11}"]
+    lines = [f"{'stage':>10} {'MPJPE':>8} {'PA-MPJPE':>9} {'critic acc':>11}"]
     for h in summary["history"]:
         acc = f"{h['domain_accuracy']:.3f}" if "domain_accuracy" in h else "-"
-        lines.append(f"{h['epoch']:>5} {h['MPJPE']:>8.1f} {h['PA-MPJPE']:>9.1f} {acc:>11}")
+        lines.append(f"{stage_label(h):>10} {h['MPJPE']:>8.1f} {h['PA-MPJPE']:>9.1f} {acc:>11}")
     before, after, reference = summary["before"], summary["after"], summary["labelled_reference"]
     lines.append(f"target domain: {summary['domain']} ({summary['adapt_people']} unlabelled people, "
                  f"{summary['test_people']} test people)")

@@ -152,7 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
     p.set_defaults(func=cmd_latency)
 
-    p = sub.add_parser("adapt", help="adapt to a target camera from unlabelled 2D detections (ROS 2 bag, images or keypoints)")
+    p = sub.add_parser("adapt", help="adapt to a target camera from unlabelled 2D detections (ROS 2 bag, images or keypoints)",
+                       description="Adapt a pre-trained model to a camera from its unlabelled 2D detections: a warm "
+                                   "start on MoCap carrying those detections' own noise (adapt.warm_start_steps; 0 "
+                                   "skips it), then the paper's adversarial recipe (adapt.epochs). No 3D labels.")
     _add_config(p)
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="pre-trained source checkpoint")
     src = p.add_mutually_exclusive_group(required=True)
@@ -169,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("adapt-benchmark", help="prove adaptation without 3D labels: PA-MPJPE before/after on a "
                        "target domain whose 3D ground truth is withheld")
     _add_config(p)
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
-    p.add_argument("--out", default="artifacts/key2mesh_adapted_benchmark.pt")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="pre-trained source model (default: %(default)s)")
+    p.add_argument("--out", default="artifacts/key2mesh_adapted_benchmark.pt",
+                   help="where the adapted model is written (default: %(default)s)")
     p.add_argument("--domain", choices=("auto", "detector", "synthetic"), default="auto",
                    help="detector: render held-out bodies and read them with the real YOLO-pose detector "
                    "(cached; ~0.2 s a body on a CPU); synthetic: modelled detector biases; "
@@ -178,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default=None, help="YOLO-pose model for --domain detector; default: shared model")
     p.add_argument("--adapt-people", type=int, default=2048, help="unlabelled target people used for adaptation")
     p.add_argument("--test-people", type=int, default=1024, help="separate target people scored against 3D truth")
-    p.add_argument("--plot", default="artifacts/adaptation.png")
+    p.add_argument("--plot", default="artifacts/adaptation.png",
+                   help="error and critic accuracy by stage, with the labelled reference (default: %(default)s)")
     p.set_defaults(func=cmd_adapt_benchmark)
     return parser
 

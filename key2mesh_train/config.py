@@ -53,6 +53,9 @@ class AdaptConfig:
     w_domain: float = 0.1
     w_feature: float = 20.0
     w_source: float = 1.0  # supervised MoCap loss keeps the head's input distribution sane
+    # Beyond the paper: supervised steps on MoCap carrying the target's own detection noise
+    # (key2mesh_train/target_noise.py) before the adversarial stage; 0 runs the recipe alone.
+    warm_start_steps: int = 300
     seed: int = 0
     checkpoint: str = "artifacts/key2mesh_adapted.pt"
 

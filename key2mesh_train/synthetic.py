@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -36,6 +37,14 @@ class SyntheticConfig:
     centre_margin: float = 0.1  # pelvis lands in the middle (1 - 2*margin) of the image
 
 
+class KeypointNoise(Protocol):
+    """How a detector corrupts clean projections: pixel keypoints ``[B,17,2]`` and
+    confidences ``[B,17]`` in, corrupted ones out."""
+
+    def apply(self, points: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        ...
+
+
 @dataclass
 class DetectorNoise:
     """Detector-like corruption of clean projections, all relative to person height.
@@ -54,6 +63,27 @@ class DetectorNoise:
     face_shift: float = 0.0
     miss_prob: float = 0.0
     low_conf_prob: float = 0.0
+
+    def apply(self, points: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Corrupt pixel keypoints ``[B,17,2]`` and confidences ``[B,17]``."""
+        height = (points[..., 1].amax(-1) - points[..., 1].amin(-1)).clamp_min(10.0)[:, None]
+        points = points.clone()
+        conf = conf.clone()
+        hips, shoulders, ankles = [11, 12], [5, 6], [15, 16]
+        face = list(range(len(COCO17_FACE_VERTEX_NAMES)))
+        points[:, hips, 1] -= self.hip_raise * height
+        widen = (points[:, 11, 0] - points[:, 12, 0])[:, None] * self.hip_widen * torch.tensor([1.0, -1.0])
+        points[:, hips, 0] += widen
+        points[:, shoulders, 1] -= self.shoulder_raise * height
+        points[:, ankles, 1] += self.ankle_drop * height
+        points[:, face, 1] -= self.face_shift * height
+        points = points + self.sigma * height[..., None] * torch.randn(points.shape, generator=gen)
+        if self.low_conf_prob > 0:
+            low = torch.rand(conf.shape, generator=gen) < self.low_conf_prob
+            conf = torch.where(low, 0.15 + 0.25 * torch.rand(conf.shape, generator=gen), conf)
+        if self.miss_prob > 0:
+            conf = torch.where(torch.rand(conf.shape, generator=gen) < self.miss_prob, torch.zeros_like(conf), conf)
+        return points, conf
 
 
 def sample_cameras(batch: int, cfg: SyntheticConfig, gen: torch.Generator):
@@ -78,32 +108,9 @@ def random_view(batch: int, cfg: SyntheticConfig, gen: torch.Generator) -> torch
     return euler_to_matrix(yaw, pitch, roll)
 
 
-def apply_detector_noise(points: torch.Tensor, conf: torch.Tensor, noise: DetectorNoise,
-                         gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Corrupt pixel keypoints ``[B,17,2]`` and confidences ``[B,17]``."""
-    height = (points[..., 1].amax(-1) - points[..., 1].amin(-1)).clamp_min(10.0)[:, None]
-    points = points.clone()
-    conf = conf.clone()
-    hips, shoulders, ankles = [11, 12], [5, 6], [15, 16]
-    face = list(range(len(COCO17_FACE_VERTEX_NAMES)))
-    points[:, hips, 1] -= noise.hip_raise * height
-    widen = (points[:, 11, 0] - points[:, 12, 0])[:, None] * noise.hip_widen * torch.tensor([1.0, -1.0])
-    points[:, hips, 0] += widen
-    points[:, shoulders, 1] -= noise.shoulder_raise * height
-    points[:, ankles, 1] += noise.ankle_drop * height
-    points[:, face, 1] -= noise.face_shift * height
-    points = points + noise.sigma * height[..., None] * torch.randn(points.shape, generator=gen)
-    if noise.low_conf_prob > 0:
-        low = torch.rand(conf.shape, generator=gen) < noise.low_conf_prob
-        conf = torch.where(low, 0.15 + 0.25 * torch.rand(conf.shape, generator=gen), conf)
-    if noise.miss_prob > 0:
-        conf = torch.where(torch.rand(conf.shape, generator=gen) < noise.miss_prob, torch.zeros_like(conf), conf)
-    return points, conf
-
-
 @torch.no_grad()
 def synthesize(rotmats: torch.Tensor, betas: torch.Tensor, body: SkinnedBody, cfg: SyntheticConfig,
-               gen: torch.Generator, noise: DetectorNoise | None = None,
+               gen: torch.Generator, noise: KeypointNoise | None = None,
                with_vertices: bool = False) -> dict[str, torch.Tensor]:
     """One batch of (network input, 3D target) pairs from world-frame MoCap poses."""
     batch = rotmats.shape[0]
@@ -118,7 +125,7 @@ def synthesize(rotmats: torch.Tensor, betas: torch.Tensor, body: SkinnedBody, cf
     conf = torch.ones(batch, NUM_KEYPOINTS)
     clean = pixels
     if noise is not None:
-        pixels, conf = apply_detector_noise(pixels, conf, noise, gen)
+        pixels, conf = noise.apply(pixels, conf, gen)
     pixels = pixels + cfg.jitter_px * torch.randn(pixels.shape, generator=gen)
     drop = torch.rand(batch, NUM_KEYPOINTS, generator=gen) < cfg.drop_prob
     conf = torch.where(drop, torch.zeros_like(conf), conf)

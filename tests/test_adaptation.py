@@ -51,7 +51,7 @@ def test_adaptation_trains_encoder_only_and_resumes(tiny_config, tiny_checkpoint
 
     def flaky_monitor(net):
         calls.append(1)
-        if len(calls) == 3:  # dies during epoch 2, after epoch 1 was saved
+        if len(calls) == 4:  # source, warm start, epoch 1: dies during epoch 2, after epoch 1 was saved
             raise KeyboardInterrupt
         return {"probe": float(len(calls))}
 
@@ -59,10 +59,16 @@ def test_adaptation_trains_encoder_only_and_resumes(tiny_config, tiny_checkpoint
     with pytest.raises(KeyboardInterrupt):
         adapt(config, tiny_checkpoint, target_px, out, progress=False, monitor=flaky_monitor)
     assert out.with_suffix(".partial.pt").exists() and not out.exists()
+    # The partial file keeps the warm-started reference, so a resumed run holds the encoder to it.
+    _, partial = load_checkpoint(out.with_suffix(".partial.pt"))
+    original, _ = load_checkpoint(tiny_checkpoint)
+    warmed = partial["extra_state"]["source"]
+    assert any(not torch.equal(warmed[k], v) for k, v in original.state_dict().items() if k.startswith("encoder."))
     result = adapt(config, tiny_checkpoint, target_px, out, resume=True, progress=False, monitor=lambda n: {})
     history = result["history"]
-    assert [h["epoch"] for h in history] == [0, 1, 2]
-    assert all(0.0 <= h["domain_accuracy"] <= 1.0 for h in history[1:])
+    assert [(h["stage"], h["epoch"]) for h in history] == \
+        [("source", 0), ("warm start", 0), ("adversarial", 1), ("adversarial", 2)]
+    assert all(0.0 <= h["domain_accuracy"] <= 1.0 for h in history[2:])
     assert not out.with_suffix(".partial.pt").exists()
     source, _ = load_checkpoint(tiny_checkpoint)
     adapted, payload = load_checkpoint(out)
@@ -83,7 +89,7 @@ def test_adaptation_fits_the_target_detections(tiny_config, tiny_checkpoint, tmp
     config = load_config("tiny.yaml", [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]",
                                        "adapt.epochs=2", "adapt.steps_per_epoch=60", "adapt.batch_size=64",
                                        "adapt.critic_steps=1", "adapt.w_domain=0", "adapt.w_feature=0",
-                                       "adapt.w_source=0"])
+                                       "adapt.w_source=0", "adapt.warm_start_steps=0"])
     target_px = _target_people(config, 1024)
     inputs, weights = target_tensors(target_px)
     body = load_skinned_body()
@@ -151,7 +157,8 @@ def test_adapt_benchmark_cli_reports_before_after_and_labelled_reference(tiny_co
     assert code == 0 and plot.stat().st_size > 0
     assert "target domain: synthetic (64 unlabelled people, 48 test people)" in out
     assert "relative drop" in out and "with the withheld 3D labels instead" in out
-    assert [line.split()[0] for line in out.splitlines()[1:4]] == ["0", "1", "2"]  # one row per epoch
+    rows = [line.rsplit(maxsplit=3)[0].strip() for line in out.splitlines()[1:5]]
+    assert rows == ["source", "warm start", "1", "2"]  # one row per stage and epoch
     assert main(["adapt-benchmark", "--checkpoint", str(tiny_checkpoint), "--domain", "detector",
                  "--detector", str(tmp_path / "missing.onnx")]) == 2
     assert "detector model not found" in capsys.readouterr().err
