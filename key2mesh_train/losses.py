@@ -29,9 +29,16 @@ def weighted_l1(pred: torch.Tensor, target: torch.Tensor, joint_weights: torch.T
     return ((err * w).sum(-1) / w.sum(-1).clamp_min(1e-6)).mean()
 
 
+def fitted_projection(keypoints3d: torch.Tensor, target2d: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """3D keypoints ``[B,17,3]`` projected by the weak-perspective camera that best fits the
+    normalised 2D targets ``[B,17,2]``, each joint weighted by confidence times its COCO weight."""
+    projected, _, _ = fit_weak_perspective(keypoints3d, target2d, weights * torch.as_tensor(COCO17_WEIGHTS).to(weights))
+    return projected
+
+
 def reprojection_loss(keypoints3d: torch.Tensor, target2d: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weak-perspective 2D L1 between predicted 3D keypoints and normalised 2D targets."""
-    projected, _, _ = fit_weak_perspective(keypoints3d, target2d, weights * torch.as_tensor(COCO17_WEIGHTS).to(weights))
+    projected = fitted_projection(keypoints3d, target2d, weights)
     return weighted_l1(projected, target2d, torch.as_tensor(COCO17_WEIGHTS), weights)
 
 

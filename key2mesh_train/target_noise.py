@@ -15,12 +15,11 @@ import dataclasses
 import torch
 from tqdm import tqdm
 
-from key2mesh.keypoints import COCO17_WEIGHTS, normalization_box
+from key2mesh.keypoints import normalization_box
 from key2mesh.lbs import SkinnedBody
 from key2mesh.network import Key2MeshNet
-from key2mesh.projection import fit_weak_perspective
 from key2mesh_train.config import TrainConfig
-from key2mesh_train.losses import pretrain_losses
+from key2mesh_train.losses import fitted_projection, pretrain_losses
 from key2mesh_train.mocap.dataset import PoseBank
 from key2mesh_train.pretrain import sample_batch
 from key2mesh_train.synthetic import synthesize
@@ -34,15 +33,15 @@ MAX_RESIDUAL = 0.25
 def detection_residuals(network: Key2MeshNet, body: SkinnedBody, inputs: torch.Tensor,
                         weights: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     """Per-joint residuals ``[N,17,2]`` (box units, 0 where unseen) between normalised target
-    inputs ``[N,17,3]`` and the network's body fitted onto them with ``weights [N,17]``."""
+    inputs ``[N,17,3]`` and the network's body fitted onto them with ``weights [N,17]``: the same
+    fit that adaptation's reprojection loss measures."""
     network.eval()
     out = []
     for start in range(0, len(inputs), chunk):
         x, w = inputs[start:start + chunk], weights[start:start + chunk]
         pred = network(x)
         keypoints = body(pred["betas"], pred["rotmats"], with_vertices=False, root_relative=True)["keypoints"]
-        projected, _, _ = fit_weak_perspective(keypoints, x[..., :2], w * torch.as_tensor(COCO17_WEIGHTS))
-        residual = x[..., :2] - projected
+        residual = x[..., :2] - fitted_projection(keypoints, x[..., :2], w)
         norm = residual.norm(dim=-1, keepdim=True)
         residual = residual * (MAX_RESIDUAL / norm.clamp_min(MAX_RESIDUAL))
         out.append(torch.where((w > 0)[..., None], residual, torch.zeros_like(residual)))
