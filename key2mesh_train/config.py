@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,15 +79,45 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     unknown = set(values) - set(known)
     if unknown:
         raise ValueError(f"unknown config key(s) {sorted(unknown)} in {where}; valid: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
         f = known[name]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}.{name} is a section: give it keys, not {value!r}")
             kwargs[name] = _build(type(default), value, f"{where}.{name}")
         else:
-            kwargs[name] = value
+            kwargs[name] = _coerce(value, hints[name], f"{where}.{name}")
     return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the field's type. YAML reads ``1e-4`` as a string and ``5`` as an int;
+    a wrong type should fail here, naming the key, not deep inside training."""
+    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for kind in kinds:
+        base = typing.get_origin(kind) or kind
+        if value is None and kind is type(None):
+            return None
+        if base is bool and isinstance(value, bool):
+            return value
+        if base in (int, float) and isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            if base is float:
+                return number
+            if number.is_integer():
+                return int(number)
+        if base is str and isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+        if base is list and isinstance(value, list):
+            return value
+    expected = " or ".join(getattr(k, "__name__", str(k)) for k in kinds)
+    raise ValueError(f"{where} must be {expected}, got {value!r}")
 
 
 def _set_dotted(values: dict[str, Any], dotted: str, raw: str) -> None:

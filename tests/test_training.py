@@ -107,3 +107,17 @@ def test_config_rejects_unknown_keys(tmp_path):
     with pytest.raises(ValueError, match="stepz"):
         load_config(path)
     assert load_config(None, ["pretrain.steps=7"]).pretrain.steps == 7
+
+
+def test_config_gives_each_value_its_field_type(tmp_path):
+    # YAML reads 1e-4 (no dot) as a string: it must still reach the optimiser as a float.
+    path = tmp_path / "c.yaml"
+    path.write_text("adapt:\n  lr: 3e-4\n  w_domain: 1\ndata:\n  body_model: null\n")
+    config = load_config(path, ["pretrain.lr=2e-3", "adapt.epochs=4.0"])
+    assert config.adapt.lr == pytest.approx(3e-4) and isinstance(config.adapt.lr, float)
+    assert isinstance(config.adapt.w_domain, float) and config.pretrain.lr == pytest.approx(2e-3)
+    assert config.adapt.epochs == 4 and isinstance(config.adapt.epochs, int) and config.data.body_model is None
+    for bad, key in (("adapt.lr=fast", "adapt.lr"), ("adapt.epochs=2.5", "adapt.epochs"),
+                     ("synthetic.truncate=3", "synthetic.truncate"), ("adapt=3", "adapt")):
+        with pytest.raises(ValueError, match=key):
+            load_config(None, [bad])
