@@ -34,21 +34,27 @@ DOMAINS = ("auto", "detector", "synthetic")
 TARGET_NOISE = DetectorNoise(sigma=0.015, hip_raise=0.05, hip_widen=0.3, shoulder_raise=0.03, ankle_drop=0.02,
                              face_shift=0.02, miss_prob=0.1, low_conf_prob=0.15)
 
+MAX_TILT_DEG = 60.0  # steeper views foreshorten a standing body to little more than head and shoulders
+
 
 def target_camera(base: SyntheticConfig, tilt_deg: float = 0.0) -> SyntheticConfig:
     """A wide-lens robot camera; ``tilt_deg`` > 0 looks down on people (pre-training saw +-20)."""
+    if not -MAX_TILT_DEG <= tilt_deg <= MAX_TILT_DEG:
+        raise ValueError(f"camera tilt {tilt_deg} deg is out of range: the benchmark's camera covers "
+                         f"-{MAX_TILT_DEG:g} to {MAX_TILT_DEG:g} deg")
     return dataclasses.replace(base, focal_min=450.0, focal_max=650.0, distance_min=1.5, distance_max=5.0,
                                drop_prob=0.0, pitch_roll_deg=10.0, pitch_offset_deg=tilt_deg)
 
 
 def make_target_domain(config: TrainConfig, people: int, seed: int, detector=None, progress: bool = False,
-                       data: TrainingData | None = None) -> tuple[SkinnedBody, dict[str, torch.Tensor]]:
+                       data: TrainingData | None = None, tilt_deg: float = 0.0) -> tuple[SkinnedBody, dict[str, torch.Tensor]]:
     """``people`` held-out bodies as the target sees them: ``keypoints_px``, network ``input``
     and the withheld ``joints3d``. With a ``detector`` (a ``PoseDetector``) they are rendered
     and detected (bodies it misses are left out); else modelled biases are applied.
-    ``data`` is :func:`prepare_data`'s result when the caller already has it."""
+    ``data`` is :func:`prepare_data`'s result when the caller already has it; ``tilt_deg`` is
+    how far the robot's camera looks down (see :func:`target_camera`)."""
     body, _, held_out = data or prepare_data(config, progress=False)
-    camera = target_camera(config.synthetic)
+    camera = target_camera(config.synthetic, tilt_deg)
     if detector is None:
         gen = torch.Generator().manual_seed(seed)
         rot, betas = sample_batch(held_out, people, gen)
@@ -106,11 +112,12 @@ def evaluate_on(network: Key2MeshNet, body, batch) -> dict[str, float]:
 
 def run_adaptation_benchmark(config: TrainConfig, checkpoint: str | Path, out: str | Path, adapt_people: int = 2048,
                              test_people: int = 1024, plot: str | Path | None = None, progress: bool = True,
-                             domain: str = "auto", detector_path: str | None = None) -> dict:
+                             domain: str = "auto", detector_path: str | None = None,
+                             camera_tilt_deg: float = 0.0) -> dict:
     detector = resolve_domain(domain, detector_path)
     data = prepare_data(config, progress=False)  # loaded once: body, MoCap bank and held-out bank
-    body, unlabelled = make_target_domain(config, adapt_people, 1, detector, progress, data)
-    _, test = make_target_domain(config, test_people, 2, detector, progress, data)
+    body, unlabelled = make_target_domain(config, adapt_people, 1, detector, progress, data, camera_tilt_deg)
+    _, test = make_target_domain(config, test_people, 2, detector, progress, data, camera_tilt_deg)
     source, _ = load_checkpoint(checkpoint)
     before = evaluate_on(source, body, test)
     # Only 2D pixels (with confidences) leave the target domain; its 3D stays here.
@@ -121,7 +128,8 @@ def run_adaptation_benchmark(config: TrainConfig, checkpoint: str | Path, out: s
     reference = evaluate_on(labelled_reference(config, checkpoint, body, unlabelled,
                                            config.adapt.epochs * config.adapt.steps_per_epoch), body, test)
     drop = 1 - after["PA-MPJPE"] / before["PA-MPJPE"]
-    summary = {"domain": "detector" if detector is not None else "synthetic", "adapt_people": len(unlabelled["input"]),
+    summary = {"domain": "detector" if detector is not None else "synthetic", "camera_tilt_deg": camera_tilt_deg,
+               "adapt_people": len(unlabelled["input"]),
                "test_people": len(test["input"]), "before": before, "after": after, "labelled_reference": reference,
                "relative_pa_mpjpe_drop": drop, "history": result["history"]}
     if plot:
@@ -175,8 +183,9 @@ def format_summary(summary: dict) -> str:
         acc = f"{h['domain_accuracy']:.3f}" if "domain_accuracy" in h else "-"
         lines.append(f"{stage_label(h):>10} {h['MPJPE']:>8.1f} {h['PA-MPJPE']:>9.1f} {acc:>11}")
     before, after, reference = summary["before"], summary["after"], summary["labelled_reference"]
+    tilt = summary.get("camera_tilt_deg", 0.0)
     lines.append(f"target domain: {summary['domain']} ({summary['adapt_people']} unlabelled people, "
-                 f"{summary['test_people']} test people)")
+                 f"{summary['test_people']} test people)" + (f", camera tilted down {tilt:g} deg" if tilt else ""))
     lines.append(f"PA-MPJPE {before['PA-MPJPE']:.1f} -> {after['PA-MPJPE']:.1f} mm "
                  f"({summary['relative_pa_mpjpe_drop']:.1%} relative drop); MPJPE {before['MPJPE']:.1f} -> "
                  f"{after['MPJPE']:.1f} mm")

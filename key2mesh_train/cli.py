@@ -101,7 +101,7 @@ def cmd_adapt_benchmark(args) -> int:
 
     summary = run_adaptation_benchmark(_config(args), args.checkpoint, args.out, adapt_people=args.adapt_people,
                                        test_people=args.test_people, plot=args.plot, domain=args.domain,
-                                       detector_path=args.detector)
+                                       detector_path=args.detector, camera_tilt_deg=args.camera_tilt)
     print(format_summary(summary))
     if args.plot:
         print(f"plot: {args.plot}")
@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(cached; ~0.2 s a body on a CPU); synthetic: modelled detector biases; "
                    "auto: detector when its model file is on disk, else synthetic")
     p.add_argument("--detector", default=None, help="YOLO-pose model for --domain detector; default: shared model")
+    p.add_argument("--camera-tilt", type=float, default=0.0, metavar="DEG",
+                   help="how far the target camera looks down on people, in degrees (pre-training saw +-20; "
+                   "a robot's head camera may look down 30 or more). Default: %(default)s")
     p.add_argument("--adapt-people", type=int, default=2048, help="unlabelled target people used for adaptation")
     p.add_argument("--test-people", type=int, default=1024, help="separate target people scored against 3D truth")
     p.add_argument("--plot", default="artifacts/adaptation.png",

@@ -38,6 +38,23 @@ def test_target_weights_follow_confidence():
     assert weights[0, 0] == pytest.approx(0.7) and weights[0, 3] == 0 and weights[1].sum() == 0
 
 
+def test_target_camera_tilt_foreshortens_standing_people(tiny_config):
+    # Same seed, same people and cameras; only the tilt differs. Looking down 40 degrees
+    # shortens the nose-to-ankles height in the image by about cos(40) plus perspective.
+    def heights(tilt):
+        _, batch = make_target_domain(tiny_config, 96, seed=3, tilt_deg=tilt)
+        kp = batch["keypoints_px"].numpy()
+        return kp[:, [15, 16], 1].mean(1) - kp[:, 0, 1], (kp[:, [0, 15, 16], 2] > 0).all(1)
+
+    level, seen_level = heights(0.0)
+    tilted, seen_tilted = heights(40.0)
+    both = seen_level & seen_tilted
+    assert both.sum() >= 20
+    assert np.median(tilted[both] / level[both]) < 0.92
+    with pytest.raises(ValueError, match="tilt"):
+        make_target_domain(tiny_config, 8, seed=3, tilt_deg=95.0)
+
+
 def _target_people(config, people=96):
     _, batch = make_target_domain(config, people, seed=3)
     return batch["keypoints_px"].numpy()
@@ -152,10 +169,10 @@ def test_adapt_benchmark_cli_reports_before_after_and_labelled_reference(tiny_co
     code = main(["adapt-benchmark", "--config", "tiny.yaml", "--set", f"data.cache_dir={tiny_config.data.cache_dir}",
                  "--set", "data.mocap=[]", "--set", "adapt.epochs=2", "--set", "adapt.steps_per_epoch=2",
                  "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "bench.pt"), "--domain", "synthetic",
-                 "--adapt-people", "64", "--test-people", "48", "--plot", str(plot)])
+                 "--adapt-people", "64", "--test-people", "48", "--plot", str(plot), "--camera-tilt", "30"])
     out = capsys.readouterr().out
     assert code == 0 and plot.stat().st_size > 0
-    assert "target domain: synthetic (64 unlabelled people, 48 test people)" in out
+    assert "target domain: synthetic (64 unlabelled people, 48 test people), camera tilted down 30 deg" in out
     assert "relative drop" in out and "with the withheld 3D labels instead" in out
     rows = [line.rsplit(maxsplit=3)[0].strip() for line in out.splitlines()[1:5]]
     assert rows == ["source", "warm start", "1", "2"]  # one row per stage and epoch
