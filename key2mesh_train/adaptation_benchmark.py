@@ -183,7 +183,7 @@ def format_summary(summary: dict) -> str:
         acc = f"{h['domain_accuracy']:.3f}" if "domain_accuracy" in h else "-"
         lines.append(f"{stage_label(h):>10} {h['MPJPE']:>8.1f} {h['PA-MPJPE']:>9.1f} {acc:>11}")
     before, after, reference = summary["before"], summary["after"], summary["labelled_reference"]
-    tilt = summary.get("camera_tilt_deg", 0.0)
+    tilt = summary["camera_tilt_deg"]
     lines.append(f"target domain: {summary['domain']} ({summary['adapt_people']} unlabelled people, "
                  f"{summary['test_people']} test people)" + (f", camera tilted down {tilt:g} deg" if tilt else ""))
     lines.append(f"PA-MPJPE {before['PA-MPJPE']:.1f} -> {after['PA-MPJPE']:.1f} mm "
