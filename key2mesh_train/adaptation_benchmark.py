@@ -185,7 +185,7 @@ def format_summary(summary: dict) -> str:
     before, after, reference = summary["before"], summary["after"], summary["labelled_reference"]
     tilt = summary["camera_tilt_deg"]
     lines.append(f"target domain: {summary['domain']} ({summary['adapt_people']} unlabelled people, "
-                 f"{summary['test_people']} test people)" + (f", camera tilted down {tilt:g} deg" if tilt else ""))
+                 f"{summary['test_people']} test people)" + (f", camera tilted {'down' if tilt > 0 else 'up'} {abs(tilt):g} deg" if tilt else ""))
     lines.append(f"PA-MPJPE {before['PA-MPJPE']:.1f} -> {after['PA-MPJPE']:.1f} mm "
                  f"({summary['relative_pa_mpjpe_drop']:.1%} relative drop); MPJPE {before['MPJPE']:.1f} -> "
                  f"{after['MPJPE']:.1f} mm")
