@@ -184,8 +184,9 @@ def format_summary(summary: dict) -> str:
         lines.append(f"{stage_label(h):>10} {h['MPJPE']:>8.1f} {h['PA-MPJPE']:>9.1f} {acc:>11}")
     before, after, reference = summary["before"], summary["after"], summary["labelled_reference"]
     tilt = summary["camera_tilt_deg"]
+    view = f", camera tilted {'down' if tilt > 0 else 'up'} {abs(tilt):g} deg" if tilt else ""
     lines.append(f"target domain: {summary['domain']} ({summary['adapt_people']} unlabelled people, "
-                 f"{summary['test_people']} test people)" + (f", camera tilted {'down' if tilt > 0 else 'up'} {abs(tilt):g} deg" if tilt else ""))
+                 f"{summary['test_people']} test people){view}")
     lines.append(f"PA-MPJPE {before['PA-MPJPE']:.1f} -> {after['PA-MPJPE']:.1f} mm "
                  f"({summary['relative_pa_mpjpe_drop']:.1%} relative drop); MPJPE {before['MPJPE']:.1f} -> "
                  f"{after['MPJPE']:.1f} mm")

@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "auto: detector when its model file is on disk, else synthetic")
     p.add_argument("--detector", default=None, help="YOLO-pose model for --domain detector; default: shared model")
     p.add_argument("--camera-tilt", type=float, default=0.0, metavar="DEG",
-                   help="how far the target camera looks down on people, in degrees (pre-training saw +-20; "
+                   help="how far the target camera looks down on people, in degrees, negative for up (pre-training saw +-20; "
                    "a robot's head camera may look down 30 or more). Default: %(default)s")
     p.add_argument("--adapt-people", type=int, default=2048, help="unlabelled target people used for adaptation")
     p.add_argument("--test-people", type=int, default=1024, help="separate target people scored against 3D truth")
