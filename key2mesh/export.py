@@ -24,6 +24,7 @@ from key2mesh.mesh_model import OUTPUT_NAMES, KeypointsToMesh
 
 log = logging.getLogger(__name__)
 INPUT_NAME = "keypoints"
+CHECKPOINT_DIGEST_KEY = "key2mesh_checkpoint_sha256"
 
 
 def body_sidecar_path(onnx_path: str | os.PathLike) -> Path:
@@ -41,7 +42,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike,
     example = torch.full((2, NUM_KEYPOINTS, 3), 0.5)
     example[..., 2] = 1.0
     dynamic = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
-    tmp = out_path.with_suffix(".tmp.onnx")
+    tmp = out_path.with_name(out_path.stem + ".tmp.onnx")
     with torch.no_grad():
         torch.onnx.export(model, (example,), str(tmp), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                           dynamic_axes=dynamic, opset_version=opset, dynamo=False)
@@ -54,17 +55,48 @@ def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike,
         "key2mesh_body_model": str(getattr(body, "source_path", "")),
         "key2mesh_num_vertices": str(body.num_vertices),
         "key2mesh_checkpoint_meta": json.dumps({k: v for k, v in payload["meta"].items() if k != "config"}),
+        CHECKPOINT_DIGEST_KEY: file_sha256(checkpoint),
     }
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(out_path))
-    tmp.unlink(missing_ok=True)
-    np.savez_compressed(body_sidecar_path(out_path), faces=body.faces.numpy().astype(np.int32),
-                        num_vertices=np.array(body.num_vertices))
+    # The sidecar first, the graph last, each renamed into place: an ONNX file that exists is whole.
+    sidecar = body_sidecar_path(out_path)
+    sidecar_tmp = sidecar.with_name(sidecar.name + ".tmp")
+    try:
+        with open(sidecar_tmp, "wb") as handle:
+            np.savez_compressed(handle, faces=body.faces.numpy().astype(np.int32), num_vertices=np.array(body.num_vertices))
+        os.replace(sidecar_tmp, sidecar)
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        sidecar_tmp.unlink(missing_ok=True)
     log.info("exported %s (%.1f MB)", out_path, out_path.stat().st_size / 1e6)
     return out_path
+
+
+def exported_from(onnx_path: str | os.PathLike) -> str | None:
+    """The SHA-256 of the checkpoint an ONNX file was exported from (None: unknown)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception:  # unreadable: treat as unknown, so it is rebuilt
+        return None
+    return next((p.value for p in proto.metadata_props if p.key == CHECKPOINT_DIGEST_KEY), None)
+
+
+def ensure_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike,
+                body_model: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """Export ``checkpoint`` to ``onnx_path`` unless it already holds exactly that checkpoint's
+    graph (its recorded digest matches). Returns ``(path, rebuilt)``. An unfinished checkpoint
+    is refused by :func:`load_checkpoint`, so no graph is ever built from one."""
+    onnx_path = Path(onnx_path)
+    if onnx_path.exists() and body_sidecar_path(onnx_path).exists() and exported_from(onnx_path) == file_sha256(checkpoint):
+        return onnx_path, False
+    return export_onnx(checkpoint, onnx_path, body_model), True
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -22,6 +22,11 @@ SMPL_PARENTS: tuple[int, ...] = (
     -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21,
 )
 NUM_SMPL_JOINTS = 24
+# Left/right swap of SMPL joints, for mirroring whole poses.
+SMPL_FLIP: tuple[int, ...] = tuple(
+    SMPL_JOINT_NAMES.index(n.replace("left", "right") if n.startswith("left") else n.replace("right", "left"))
+    for n in SMPL_JOINT_NAMES
+)
 NUM_BETAS = 10
 
 COCO17_NAMES: tuple[str, ...] = (

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from key2mesh.checkpoint import load_checkpoint, save_checkpoint
+from key2mesh.checkpoint import load_checkpoint, partial_path, run_progress, save_checkpoint
 from key2mesh.keypoints import normalize_keypoints, visible_mask
 from key2mesh.network import Key2MeshNet
 from key2mesh_train.config import TrainConfig, config_to_dict
 from key2mesh_train.critic import Critic, domain_accuracy, gradient_penalty
+from key2mesh_train.interruption import StopRequests, TrainingInterrupted
 from key2mesh_train.losses import pretrain_losses, reprojection_loss
 from key2mesh_train.pretrain import TrainingData, prepare_data, sample_batch
 from key2mesh_train.synthetic import synthesize
@@ -73,92 +74,127 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
     inputs_t, weights_t = target_tensors(target_keypoints)
 
     out = Path(out)
-    partial = out.with_suffix(".partial.pt")
-    start_epoch, history = 0, []
+    partial = partial_path(out)
+    total = cfg.epochs * cfg.steps_per_epoch
+    start, history, sums, warm_done = 0, [], {}, False
+    if partial.exists() and not resume:
+        log.warning("an unfinished adaptation exists at %s; starting over (use --resume to continue it)", partial)
     if resume and partial.exists():
-        network, payload = load_checkpoint(partial)
+        network, payload = load_checkpoint(partial, allow_unfinished=True)
         target.load_state_dict(network.state_dict())
         state = payload["extra_state"]
         critic.load_state_dict(state["critic"])
         opt_encoder.load_state_dict(state["opt_encoder"])
         opt_critic.load_state_dict(state["opt_critic"])
         source.load_state_dict(state["source"])  # the warm-started reference, not the file's
-        start_epoch = int(payload["meta"]["epoch"])
-        history = list(payload["meta"]["history"])
-        log.info("resuming adaptation at epoch %d from %s", start_epoch, partial)
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start, warm_done = run_progress(payload)[0], bool(state["warm_done"])
+        history, sums = list(state["history"]), dict(state["sums"])
+        log.info("resuming adaptation at step %d of %d from %s", start, total, partial)
+
+    def save_partial(done: int) -> None:
+        meta = {"step": done, "steps_planned": total, "stage": "adapt", "finished": False,
+                "source": str(source_checkpoint)}
+        save_checkpoint(partial, target, meta=meta, extra_state={
+            "source": source.state_dict(), "critic": critic.state_dict(), "opt_encoder": opt_encoder.state_dict(),
+            "opt_critic": opt_critic.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "history": history, "sums": sums, "warm_done": warm_done})
 
     def draw_batches() -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         rot, betas = sample_batch(bank, cfg.batch_size, gen)
         index = torch.randint(0, len(inputs_t), (cfg.batch_size,), generator=gen)
         return synthesize(rot, betas, body, config.synthetic, gen), inputs_t[index], weights_t[index]
 
-    if start_epoch == 0:
-        if monitor is not None:
-            history.append({"epoch": 0, "stage": "source", **monitor(target)})
-        if cfg.warm_start_steps > 0:
-            noise = ReplayedNoise(detection_residuals(source, body, inputs_t, weights_t), weights_t)
-            warm_start(target, body, bank, noise, config, gen, progress)
-            # The warmed network is the adversarial stage's reference: its features on MoCap
-            # are what the critic and the feature loss hold the target extractor to.
-            source = copy.deepcopy(target).requires_grad_(False)
-            if monitor is not None:
-                history.append({"epoch": 0, "stage": "warm start", **monitor(target)})
-    total = cfg.epochs * cfg.steps_per_epoch
-    bar = tqdm(total=total, initial=start_epoch * cfg.steps_per_epoch, desc="adapt", unit="step", disable=not progress)
-    for epoch in range(start_epoch, cfg.epochs):
+    def adversarial_step() -> dict[str, torch.Tensor]:
         critic.train()
-        sums = {"critic": 0.0, "reprojection": 0.0, "domain": 0.0, "feature": 0.0, "source": 0.0}
-        for _ in range(cfg.steps_per_epoch):
-            for _ in range(cfg.critic_steps):
-                # Fresh batches each critic step, so the critic estimates the distance between the
-                # two feature distributions rather than memorising one pair of batches.
-                src, x_t, w_t = draw_batches()
-                with torch.no_grad():
-                    f_s, f_t_fixed = source.features(src["input"]), target.features(x_t)
-                # The critic scores source high and target low; the penalty keeps it 1-Lipschitz.
-                loss_c = critic(f_t_fixed).mean() - critic(f_s).mean() + \
-                    cfg.gradient_penalty * gradient_penalty(critic, f_s, f_t_fixed, gen)
-                opt_critic.zero_grad(set_to_none=True)
-                loss_c.backward()
-                opt_critic.step()
+        for _ in range(cfg.critic_steps):
+            # Fresh batches each critic step, so the critic estimates the distance between the
+            # two feature distributions rather than memorising one pair of batches.
             src, x_t, w_t = draw_batches()
             with torch.no_grad():
-                f_s = source.features(src["input"])
-            f_t = target.features(x_t)
-            pred_t = target.decode(f_t)
-            posed = body(pred_t["betas"], pred_t["rotmats"], with_vertices=False, root_relative=True)
-            reprojection = reprojection_loss(posed["keypoints"], x_t[..., :2], w_t)
-            domain = -critic(f_t).mean()
-            f_ts = target.features(src["input"])
-            feature = (f_ts - f_s).pow(2).mean()
-            source_loss = pretrain_losses(target.decode(f_ts), src, body, config.losses)["total"]
-            loss = cfg.w_reprojection * reprojection + cfg.w_domain * domain + cfg.w_feature * feature + \
-                cfg.w_source * source_loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite adaptation loss at epoch {epoch}")
-            opt_encoder.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_encoder.step()
-            for key, value in (("critic", loss_c), ("reprojection", reprojection), ("domain", domain),
-                               ("feature", feature), ("source", source_loss)):
-                sums[key] += float(value.detach()) / cfg.steps_per_epoch
-            bar.update(1)
+                f_s, f_t_fixed = source.features(src["input"]), target.features(x_t)
+            # The critic scores source high and target low; the penalty keeps it 1-Lipschitz.
+            loss_c = critic(f_t_fixed).mean() - critic(f_s).mean() + \
+                cfg.gradient_penalty * gradient_penalty(critic, f_s, f_t_fixed, gen)
+            opt_critic.zero_grad(set_to_none=True)
+            loss_c.backward()
+            opt_critic.step()
+        src, x_t, w_t = draw_batches()
+        with torch.no_grad():
+            f_s = source.features(src["input"])
+        f_t = target.features(x_t)
+        pred_t = target.decode(f_t)
+        posed = body(pred_t["betas"], pred_t["rotmats"], with_vertices=False, root_relative=True)
+        reprojection = reprojection_loss(posed["keypoints"], x_t[..., :2], w_t)
+        domain = -critic(f_t).mean()
+        f_ts = target.features(src["input"])
+        feature = (f_ts - f_s).pow(2).mean()
+        source_loss = pretrain_losses(target.decode(f_ts), src, body, config.losses)["total"]
+        loss = cfg.w_reprojection * reprojection + cfg.w_domain * domain + cfg.w_feature * feature + \
+            cfg.w_source * source_loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError("non-finite adaptation loss")
+        opt_encoder.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_encoder.step()
+        return {"critic": loss_c, "reprojection": reprojection, "domain": domain, "feature": feature,
+                "source": source_loss}
+
+    def end_of_epoch(epoch: int) -> dict:
         critic.eval()
         with torch.no_grad():
             rot, betas = sample_batch(bank, 512, gen)
             probe_s = source.features(synthesize(rot, betas, body, config.synthetic, gen)["input"])
             probe_t = target.features(inputs_t[torch.randint(0, len(inputs_t), (512,), generator=gen)])
             accuracy = domain_accuracy(critic(probe_s), critic(probe_t))
-        record = {"epoch": epoch + 1, "stage": "adversarial", "domain_accuracy": accuracy, **{f"loss_{k}": v for k, v in sums.items()}}
+        record = {"epoch": epoch + 1, "stage": "adversarial", "domain_accuracy": accuracy,
+                  **{f"loss_{k}": v for k, v in sums.items()}}
         if monitor is not None:
             record.update(monitor(target))
-        history.append(record)
-        bar.set_postfix(domain_acc=f"{accuracy:.2f}", reproj=f"{sums['reprojection']:.4f}")
-        save_checkpoint(partial, target, meta={"epoch": epoch + 1, "history": history, "stage": "adapt-partial"},
-                        extra_state={"source": source.state_dict(), "critic": critic.state_dict(),
-                                     "opt_encoder": opt_encoder.state_dict(), "opt_critic": opt_critic.state_dict()})
+        return record
+
+    done = start
+    bar = tqdm(total=total, initial=start, desc="adapt", unit="step", disable=not progress)
+    try:
+        with StopRequests() as stop:
+            if not warm_done:
+                if monitor is not None:
+                    history.append({"epoch": 0, "stage": "source", **monitor(target)})
+                if cfg.warm_start_steps > 0:
+                    noise = ReplayedNoise(detection_residuals(source, body, inputs_t, weights_t), weights_t)
+                    warm_start(target, body, bank, noise, config, gen, progress)
+                    # The warmed network is the adversarial stage's reference: its features on MoCap
+                    # are what the critic and the feature loss hold the target extractor to.
+                    source = copy.deepcopy(target).requires_grad_(False)
+                    if monitor is not None:
+                        history.append({"epoch": 0, "stage": "warm start", **monitor(target)})
+                warm_done = True
+            while done < total:
+                if stop.requested:
+                    raise KeyboardInterrupt(stop.requested)
+                epoch, step_in_epoch = divmod(done, cfg.steps_per_epoch)
+                if step_in_epoch == 0:
+                    sums = dict.fromkeys(("critic", "reprojection", "domain", "feature", "source"), 0.0)
+                for key, value in adversarial_step().items():
+                    sums[key] += float(value.detach()) / cfg.steps_per_epoch
+                done += 1
+                bar.update(1)
+                if done % cfg.steps_per_epoch == 0:
+                    history.append(end_of_epoch(epoch))
+                    bar.set_postfix(domain_acc=f"{history[-1]['domain_accuracy']:.2f}",
+                                    reproj=f"{sums['reprojection']:.4f}")
+                    if done < total:
+                        save_partial(done)
+    except KeyboardInterrupt as err:
+        bar.close()
+        if not warm_done:  # stopped inside the warm start (a second Ctrl-C): nothing worth keeping yet
+            raise
+        save_partial(done)
+        raise TrainingInterrupted(partial, done, "key2mesh-train adapt") from err
     bar.close()
-    save_checkpoint(out, target, meta={"stage": "adapt", "source": str(source_checkpoint), "history": history,
+    save_checkpoint(out, target, meta={"stage": "adapt", "step": total, "steps_planned": total, "finished": True,
+                                       "source": str(source_checkpoint), "history": history,
                                        "target_people": int(len(target_keypoints)), "config": config_to_dict(config)})
     partial.unlink(missing_ok=True)
     return {"checkpoint": str(out), "history": history}

@@ -42,7 +42,7 @@ def target_camera(base: SyntheticConfig, tilt_deg: float = 0.0) -> SyntheticConf
     if not -MAX_TILT_DEG <= tilt_deg <= MAX_TILT_DEG:
         raise ValueError(f"camera tilt {tilt_deg} deg is out of range: the benchmark's camera covers "
                          f"-{MAX_TILT_DEG:g} to {MAX_TILT_DEG:g} deg")
-    return dataclasses.replace(base, focal_min=450.0, focal_max=650.0, distance_min=1.5, distance_max=5.0,
+    return dataclasses.replace(base.paper_recipe(), focal_min=450.0, focal_max=650.0, distance_min=1.5, distance_max=5.0,
                                drop_prob=0.0, pitch_roll_deg=10.0, pitch_offset_deg=tilt_deg)
 
 

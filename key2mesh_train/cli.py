@@ -6,9 +6,9 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
-DEFAULT_CHECKPOINT = "artifacts/key2mesh_pretrained.pt"
-DEFAULT_ONNX = "artifacts/key2mesh.onnx"
+MODEL_HELP = "checkpoint (default: your finished pre-training in artifacts/, else the shipped model)"
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +16,17 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
                         help="YAML config (a path, or a name in key2mesh_train/configs/). Default: default.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set pretrain.steps=500 (repeatable)")
+
+
+def _model(path: str | None) -> str:
+    """``path``, or the default model (your finished pre-training, else the shipped one), said aloud."""
+    if path:
+        return path
+    from key2mesh.paths import default_model
+
+    chosen, why = default_model()
+    print(why, file=sys.stderr)
+    return str(chosen)
 
 
 def _config(args):
@@ -39,8 +50,9 @@ def cmd_pretrain(args) -> int:
 
 def cmd_export(args) -> int:
     from key2mesh.export import build_engine, export_onnx, tensorrt_available
+    from key2mesh.paths import exported_onnx
 
-    onnx_path = export_onnx(args.checkpoint, args.out, args.body_model)
+    onnx_path = export_onnx(_model(args.checkpoint), args.out or exported_onnx(), args.body_model)
     print(f"onnx: {onnx_path}")
     ok, reason = tensorrt_available()
     if args.engine == "never" or (args.engine == "auto" and not ok):
@@ -57,7 +69,7 @@ def cmd_evaluate(args) -> int:
     from key2mesh_train.evaluation.datasets import read_3dpw, read_h36m_protocol2
     from key2mesh_train.evaluation.evaluate import evaluate_network
 
-    network, _ = load_checkpoint(args.checkpoint)
+    network, _ = load_checkpoint(_model(args.checkpoint))
     body = load_skinned_body(args.body_model)
     evalset = read_3dpw(args.threedpw) if args.threedpw else read_h36m_protocol2(args.h36m)
     metrics = evaluate_network(network, evalset, body)
@@ -68,19 +80,31 @@ def cmd_evaluate(args) -> int:
 def cmd_benchmark(args) -> int:
     from key2mesh_train.evaluation.benchmark import format_table, run_benchmark
 
-    result = run_benchmark(_config(args), args.checkpoint, people=args.people, smplify_people=args.smplify_people,
+    checkpoints = {"Key2Mesh": _model(args.checkpoint)}
+    for item in args.compare:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise ValueError(f"--compare {item!r} must look like NAME=PATH")
+        checkpoints[f"Key2Mesh, {name}"] = path
+    result = run_benchmark(_config(args), checkpoints, people=args.people, smplify_people=args.smplify_people,
                            plot=args.plot)
+    print(f"held-out subjects {', '.join(result['subjects'])}; {result['people']} people, detector-like 2D noise")
     print(format_table(result["rows"]))
-    print(f"Key2Mesh is {result['speedup']:.0f}x faster per person than the optimisation baseline")
+    if result["actions"]:
+        print()
+        print(format_table(result["actions"], first="action"))
+    print(f"Key2Mesh: {result['relative_pa_vs_optimisation']:.0%} lower PA-MPJPE than the optimisation on its subset, "
+          f"{result['speedup']:.0f}x faster per person")
     if args.plot:
         print(f"plot: {args.plot}")
     return 0
 
 
 def cmd_latency(args) -> int:
+    from key2mesh.paths import exported_onnx
     from key2mesh_train.latency import format_latency, run_latency
 
-    report = run_latency(args.onnx, args.checkpoint, repeats=args.repeats, threads=args.threads)
+    report = run_latency(args.onnx or str(exported_onnx()), _model(args.checkpoint), repeats=args.repeats, threads=args.threads)
     print(format_latency(report))
     return 0
 
@@ -89,7 +113,7 @@ def cmd_adapt(args) -> int:
     from key2mesh_train.adapt import adapt_from_source
 
     config = _config(args)
-    result = adapt_from_source(config, args.checkpoint, bag=args.bag, topic=args.topic, images=args.images,
+    result = adapt_from_source(config, _model(args.checkpoint), bag=args.bag, topic=args.topic, images=args.images,
                                keypoints=args.keypoints, detector=args.detector, out=args.out,
                                onnx_out=args.onnx_out, resume=args.resume)
     print(json.dumps(result, indent=2))
@@ -99,12 +123,36 @@ def cmd_adapt(args) -> int:
 def cmd_adapt_benchmark(args) -> int:
     from key2mesh_train.adaptation_benchmark import format_summary, run_adaptation_benchmark
 
-    summary = run_adaptation_benchmark(_config(args), args.checkpoint, args.out, adapt_people=args.adapt_people,
+    summary = run_adaptation_benchmark(_config(args), _model(args.checkpoint), args.out, adapt_people=args.adapt_people,
                                        test_people=args.test_people, plot=args.plot, domain=args.domain,
                                        detector_path=args.detector, camera_tilt_deg=args.camera_tilt)
     print(format_summary(summary))
     if args.plot:
         print(f"plot: {args.plot}")
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from key2mesh.checkpoint import load_checkpoint, save_checkpoint
+    from key2mesh.paths import shipped_model
+
+    network, payload = load_checkpoint(args.checkpoint)  # refuses an unfinished run
+    out = Path(args.out) if args.out else shipped_model()
+    meta = {**payload["meta"], "shipped_from": str(args.checkpoint)}
+    save_checkpoint(out, network, meta=meta, extra_state={"history": payload["extra_state"].get("history", [])},
+                    half=True)
+    print(f"shipped model: {out} ({out.stat().st_size / 1e6:.1f} MB, fp16); update MODEL_CARD.md beside it")
+    return 0
+
+
+def cmd_show_mocap(args) -> int:
+    from key2mesh.body_model import load_skinned_body
+    from key2mesh_train.mocap.contact_sheet import draw_contact_sheet
+
+    out = args.out or f"artifacts/mocap/{Path(args.file).stem}.png"
+    report = draw_contact_sheet(args.file, load_skinned_body(args.body_model), out, columns=args.frames)
+    print(json.dumps(report.as_dict(), indent=2))
+    print(f"contact sheet: {out}")
     return 0
 
 
@@ -120,9 +168,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.set_defaults(func=cmd_pretrain)
 
+    p = sub.add_parser("ship", help="write a finished checkpoint as the shipped fp16 model (key2mesh/assets/)")
+    p.add_argument("--checkpoint", required=True, help="a finished pre-training checkpoint")
+    p.add_argument("--out", help="default: key2mesh/assets/key2mesh_cmu.pt")
+    p.set_defaults(func=cmd_ship)
+
+    p = sub.add_parser("show-mocap", help="retarget one BVH file and draw it next to the BVH's own skeleton",
+                       description="Retarget one BVH file (any supported rig, detected from its joint names) and "
+                                   "write a contact sheet: the BVH skeleton beside the retargeted body, front and side. "
+                                   "Prints the rig, units, up axis and how closely the body follows the BVH's bones.")
+    p.add_argument("file", help="a .bvh file")
+    p.add_argument("--out", help="PNG path (default: artifacts/mocap/<name>.png)")
+    p.add_argument("--frames", type=int, default=8, help="frames on the sheet (default: %(default)s)")
+    p.add_argument("--body-model", help="SMPL-format .pkl (default: $KEY2MESH_BODY_MODEL or the stand-in)")
+    p.set_defaults(func=cmd_show_mocap)
+
     p = sub.add_parser("export", help="checkpoint -> ONNX (+ TensorRT engine where TensorRT and a GPU exist)")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
-    p.add_argument("--out", default=DEFAULT_ONNX)
+    p.add_argument("--checkpoint", default=None, help=MODEL_HELP)
+    p.add_argument("--out", default=None, help="ONNX path (default: artifacts/key2mesh.onnx)")
     p.add_argument("--body-model", help="SMPL-format .pkl (default: $KEY2MESH_BODY_MODEL or the stand-in)")
     p.add_argument("--engine", choices=("auto", "always", "never"), default="auto",
                    help="build a TensorRT engine: auto = only where possible; always = fail if impossible")
@@ -130,24 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="MPJPE / PA-MPJPE / PVE on 3DPW or Human3.6M protocol 2")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--checkpoint", default=None, help=MODEL_HELP)
     p.add_argument("--body-model")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--threedpw", help="3DPW root (with sequenceFiles/<split>/*.pkl)")
     group.add_argument("--h36m", help="Human3.6M protocol-2 .npz")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("benchmark", help="held-out synthetic benchmark: Key2Mesh vs SMPLify-style baseline")
+    p = sub.add_parser("benchmark", help="held-out performers with detector-like noise: Key2Mesh vs the "
+                       "SMPLify-style optimisation, per action where the MoCap says")
     _add_config(p)
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
-    p.add_argument("--people", type=int, default=256)
-    p.add_argument("--smplify-people", type=int, default=32)
+    p.add_argument("--checkpoint", default=None,
+                   help="model under test (default: your finished pre-training, else the shipped model)")
+    p.add_argument("--compare", action="append", default=[], metavar="NAME=PATH",
+                   help="another checkpoint scored on the same inputs, e.g. procedural=artifacts/key2mesh_procedural.pt")
+    p.add_argument("--people", type=int, default=1024)
+    p.add_argument("--smplify-people", type=int, default=64)
     p.add_argument("--plot", default="artifacts/benchmark.png")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("latency", help="per-backend latency (batch 1/5/64) and speed-up vs optimisation")
-    p.add_argument("--onnx", default=DEFAULT_ONNX)
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--onnx", default=None, help="ONNX path (default: artifacts/key2mesh.onnx)")
+    p.add_argument("--checkpoint", default=None, help=MODEL_HELP)
     p.add_argument("--repeats", type=int, default=100)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
     p.set_defaults(func=cmd_latency)
@@ -157,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "start on MoCap carrying those detections' own noise (adapt.warm_start_steps; 0 "
                                    "skips it), then the paper's adversarial recipe (adapt.epochs). No 3D labels.")
     _add_config(p)
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="pre-trained source checkpoint")
+    p.add_argument("--checkpoint", default=None, help="pre-trained source " + MODEL_HELP)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--bag", help="ROS 2 bag folder (mcap or sqlite3)")
     src.add_argument("--images", help="folder of images")
@@ -172,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("adapt-benchmark", help="prove adaptation without 3D labels: PA-MPJPE before/after on a "
                        "target domain whose 3D ground truth is withheld")
     _add_config(p)
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="pre-trained source model (default: %(default)s)")
+    p.add_argument("--checkpoint", default=None, help="pre-trained source " + MODEL_HELP)
     p.add_argument("--out", default="artifacts/key2mesh_adapted_benchmark.pt",
                    help="where the adapted model is written (default: %(default)s)")
     p.add_argument("--domain", choices=("auto", "detector", "synthetic"), default="auto",
@@ -196,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, RuntimeError, FileExistsError) as err:
+    except KeyboardInterrupt as err:
+        # A run's own interruption says where its state went and how to resume; elsewhere
+        # nothing was written.
+        print(f"key2mesh-train {args.command}: {err or 'interrupted; nothing was written'}", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError, RuntimeError, FileExistsError, OSError) as err:
         print(f"key2mesh-train {args.command}: error: {err}", file=sys.stderr)
         return 2
 

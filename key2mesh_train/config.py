@@ -27,6 +27,9 @@ class DataConfig:
     procedural_sequences: int = 180
     frame_stride: int = 2
     held_out_fraction: float = 0.2
+    # Performers kept out of training (folder names, e.g. CMU subject "09"); empty: a stable
+    # hash of each subject id picks about held_out_fraction of them.
+    held_out_subjects: list[str] = field(default_factory=list)
     body_model: str | None = None  # None: $KEY2MESH_BODY_MODEL or the shipped stand-in
 
 

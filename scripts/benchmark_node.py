@@ -13,9 +13,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
@@ -23,7 +20,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=30.0, help="published frames per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--photo", choices=("bus", "zidane", "astronaut"), default="bus")
-    parser.add_argument("--onnx", default=str(ROOT / "artifacts" / "key2mesh.onnx"))
+    parser.add_argument("--onnx", default="", help="fused graph ('' = the node's default: the shipped model or yours)")
     parser.add_argument("--backend", default="auto")
     args = parser.parse_args()
 
@@ -38,9 +35,10 @@ def main() -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
+    from key2mesh.paths import artifacts_dir
     from key2mesh_msgs.msg import HumanMeshArray
 
-    out_dir = ROOT / "artifacts" / "benchmark_node"
+    out_dir = artifacts_dir() / "benchmark_node"
     params = write_params(out_dir / "params.yaml", onnx_model=args.onnx, backend=args.backend, stats_period_s=1.0)
     rgb = demo_photos()[args.photo]
     rclpy.init()

@@ -88,7 +88,7 @@ def test_smplify_fits_2d_better_than_its_start(body):
     gen = torch.Generator().manual_seed(0)
     rot = axis_angle_to_matrix(0.25 * torch.randn(6, 24, 3, generator=gen))
     rot[:, 0] = torch.eye(3)
-    batch = synthesize(rot, torch.zeros(6, 10), body, SyntheticConfig(drop_prob=0, jitter_px=0, yaw_deg=30), gen)
+    batch = synthesize(rot, torch.zeros(6, 10), body, SyntheticConfig(drop_prob=0, jitter_px=0, yaw_deg=30).paper_recipe(), gen)
     prior = PosePrior(rot)
     start = fit_smplify(batch["input"], body, prior, SMPLifyConfig(iterations=0))
     fitted = fit_smplify(batch["input"], body, prior, SMPLifyConfig(iterations=150))

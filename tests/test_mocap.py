@@ -6,11 +6,13 @@ import torch
 
 from key2mesh.keypoints import SMPL_JOINT_NAMES, SMPL_PARENTS
 from key2mesh.rotations import axis_angle_to_matrix
+from key2mesh_train.mocap.actions import action_class
 from key2mesh_train.mocap.amass import load_amass_npz
 from key2mesh_train.mocap.bvh import BVHError, read_bvh
-from key2mesh_train.mocap.dataset import build_pose_bank, load_pose_bank
+from key2mesh_train.mocap.dataset import PoseBank, build_pose_bank, load_pose_bank, subject_of
 from key2mesh_train.mocap.procedural import write_procedural_dataset
-from key2mesh_train.mocap.retarget import BVH_NAMES, load_bvh_cached, retarget_bvh
+from key2mesh_train.mocap.retarget import load_bvh_cached, retarget
+from key2mesh_train.mocap.rigs import UnknownRigError
 from key2mesh_train.mocap.sequence import Z_UP_TO_Y_UP
 from key2mesh_train.pretrain import rest_joints
 
@@ -37,21 +39,34 @@ def test_amass_bad_files(tmp_path):
         load_amass_npz(tmp_path / "nopose.npz")
 
 
-def _smpl_as_bvh(rest_joints: np.ndarray, local_aa: np.ndarray, path, scale: float = 40.0) -> None:
-    """Write a BVH with SMPL's skeleton under CMU names (Y-up, inches-like units) whose
-    joint rotations are the given SMPL local rotations (ZXY Euler channels)."""
+# SMPL joints under the generic (Mixamo-style) names, one BVH joint per SMPL joint.
+GENERIC_NAMES = {
+    "pelvis": "Hips", "spine1": "Spine", "spine2": "Spine1", "spine3": "Spine2", "neck": "Neck", "head": "Head",
+    **{f"{side}_{part}": f"{side.title()}{name}" for side in ("left", "right") for part, name in (
+        ("hip", "UpLeg"), ("knee", "Leg"), ("ankle", "Foot"), ("foot", "ToeBase"), ("collar", "Shoulder"),
+        ("shoulder", "Arm"), ("elbow", "ForeArm"), ("wrist", "Hand"), ("hand", "HandMiddle1"))},
+}
+Y_UP_TO_Z_UP = Z_UP_TO_Y_UP.T
+
+
+def _smpl_as_bvh(rest_joints: np.ndarray, local_aa: np.ndarray, path, scale: float = 40.0, prefix: str = "",
+                 z_up: bool = False) -> None:
+    """Write a BVH with SMPL's skeleton under generic names (``prefix`` before each, as Mixamo
+    writes ``mixamorig:``), in units of 1/``scale`` m, Y-up or Z-up, whose joint rotations are
+    the given SMPL local rotations (ZXY Euler channels)."""
     from scipy.spatial.transform import Rotation
 
-    smpl_to_bvh = {s: names[0] for s, names in BVH_NAMES.items()}
+    turn = Y_UP_TO_Z_UP if z_up else np.eye(3)
     children = {j: [c for c, p in enumerate(SMPL_PARENTS) if p == j] for j in range(24)}
     lines = ["HIERARCHY"]
     order = []
 
     def emit(j, depth):
         pad = "  " * depth
-        name = smpl_to_bvh[SMPL_JOINT_NAMES[j]]
+        name = prefix + GENERIC_NAMES[SMPL_JOINT_NAMES[j]]
         head = "ROOT" if j == 0 else "JOINT"
         offset = rest_joints[j] if j == 0 else rest_joints[j] - rest_joints[SMPL_PARENTS[j]]
+        offset = turn @ offset
         lines.append(f"{pad}{head} {name}")
         lines.append(f"{pad}{{")
         lines.append(f"{pad}  OFFSET {' '.join(f'{v * scale:.6f}' for v in offset)}")
@@ -61,7 +76,9 @@ def _smpl_as_bvh(rest_joints: np.ndarray, local_aa: np.ndarray, path, scale: flo
         for c in children[j]:
             emit(c, depth + 1)
         if not children[j]:
-            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET 0 1 0", f"{pad}  }}"])
+            tip = turn @ np.array([0.0, 0.1, 0.0])
+            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {' '.join(f'{v * scale:.6f}' for v in tip)}",
+                          f"{pad}  }}"])
         lines.append(f"{pad}}}")
 
     emit(0, 0)
@@ -70,23 +87,32 @@ def _smpl_as_bvh(rest_joints: np.ndarray, local_aa: np.ndarray, path, scale: flo
     for t in range(frames):
         row = []
         for j in order:
+            # Offsets are turned into the file's world, so every local rotation is conjugated too.
+            rot = Rotation.from_matrix(turn) * Rotation.from_rotvec(local_aa[t, j]) * Rotation.from_matrix(turn.T)
             if j == 0:
-                row += list(rest_joints[0] * scale + np.array([0.0, 0.0, t * 0.1]))
-            euler = Rotation.from_rotvec(local_aa[t, j]).as_euler("ZXY", degrees=True)
-            row += list(euler)
+                row += list(turn @ (rest_joints[0] + np.array([0.0, 0.0, t * 0.01])) * scale)
+            row += list(rot.as_euler("ZXY", degrees=True))
         lines.append(" ".join(f"{v:.6f}" for v in row))
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_bvh_retarget_recovers_joint_positions(tmp_path, body):
+@pytest.mark.parametrize("prefix,scale,z_up,units,rig", [
+    ("", 40.0, False, "inch", "generic"),
+    ("mixamorig:", 100.0, True, "cm", "generic"),
+    ("", 1.0, False, "m", "generic"),
+])
+def test_bvh_retarget_recovers_joint_positions(tmp_path, body, prefix, scale, z_up, units, rig):
     rest = rest_joints(body)
     rng = np.random.default_rng(0)
     local = rng.normal(0, 0.35, (24, 24, 3))  # 24 frames at 120 fps
     path = tmp_path / "01_01.bvh"
-    _smpl_as_bvh(rest, local, path)
+    _smpl_as_bvh(rest, local, path, scale=scale, prefix=prefix, z_up=z_up)
     motion = read_bvh(path)
     assert motion.fps == pytest.approx(120, rel=1e-3) and len(motion.joints) == 24
-    seq = retarget_bvh(motion, rest)
+    seq, report, _ = retarget(motion, rest)
+    assert (report.rig, report.units, report.up_axis) == (rig, units, "+z" if z_up else "+y")
+    assert report.skipped_frames == 0 and report.bone_angle_p95_deg < 2.0 and report.joint_error_mm < 5
+    seq = seq.resampled(30.0)
     assert len(seq) == 6  # resampled to 30 fps
     # Pose both in the same Y-up world; joint positions must agree (twist is unobservable).
     ours = axis_angle_to_matrix(torch.from_numpy(seq.poses)).float()
@@ -101,6 +127,51 @@ def test_bvh_retarget_recovers_joint_positions(tmp_path, body):
     again = load_bvh_cached(path, rest, tmp_path / "cache")  # second call reads the cache
     np.testing.assert_allclose(cached.poses, again.poses, atol=1e-6)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+
+def test_unknown_rig_is_one_clear_error(tmp_path, body):
+    path = tmp_path / "robot.bvh"
+    path.write_text("HIERARCHY\nROOT base\n{\n  OFFSET 0 0 0\n  CHANNELS 3 Xposition Yposition Zposition\n"
+                    "  JOINT arm\n  {\n    OFFSET 0 1 0\n    CHANNELS 3 Zrotation Xrotation Yrotation\n"
+                    "    End Site\n    {\n      OFFSET 0 1 0\n    }\n  }\n}\nMOTION\nFrames: 1\nFrame Time: 0.03\n0 0 0 0 0 0\n")
+    with pytest.raises(UnknownRigError, match=r"lacks joints \[.*\]; supported rigs: cmu-motionbuilder, cmu-daz"):
+        retarget(read_bvh(path), rest_joints(body))
+
+
+def test_one_bad_file_in_a_folder_is_skipped(tmp_path, body, caplog):
+    rest = rest_joints(body)
+    folder = tmp_path / "mocap" / "07"
+    folder.mkdir(parents=True)
+    _smpl_as_bvh(rest, np.random.default_rng(1).normal(0, 0.2, (8, 24, 3)), folder / "07_01.bvh")
+    (folder / "07_02.bvh").write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 x\n")
+    (folder / "07_03.npz").write_bytes(b"not a zip")
+    with caplog.at_level("WARNING"):
+        bank = load_pose_bank([str(tmp_path / "mocap")], tmp_path / "cache", rest, progress=False)
+    assert bank.names == ["07/07_01.bvh"]
+    assert "07_02.bvh" in caplog.text and "2 of 3 files skipped" in caplog.text
+    (folder / "07_01.bvh").write_text("junk")
+    with pytest.raises(ValueError, match="none of the 3 MoCap files"):
+        load_pose_bank([str(tmp_path / "mocap")], tmp_path / "cache", rest, progress=False)
+
+
+def test_split_holds_out_whole_subjects():
+    names = ["mb/05/05_01.bvh", "cc/05/05_01.bvh", "mb/07/07_01.bvh", "daz/07/07_02.bvh", "09_01.bvh"]
+    assert [subject_of(n) for n in names] == ["05", "05", "07", "07", "09"]
+    rot = torch.eye(3).repeat(10, 24, 1, 1)
+    bank = PoseBank(rot, torch.zeros(10, 10), np.repeat(np.arange(5), 2), names)
+    train, held = bank.split(held_out_subjects=["05", "09"])
+    assert held.subjects() == {"05", "09"} and train.subjects() == {"07"} and len(held) == 6
+    train, held = bank.split(0.5)  # by hash of the subject: never one subject on both sides
+    assert held.subjects() and not held.subjects() & train.subjects()
+
+
+def test_action_classes():
+    assert action_class("walk on uneven terrain") == "walk"
+    assert action_class("run/jog, sudden stop") == "run"
+    assert action_class("salsa dance") == "dance"
+    assert action_class("Mawashigeri") == "martial arts"
+    assert action_class("forward jump") == "jump / hop"
+    assert action_class("Motorcycle") == "other"
 
 
 @pytest.mark.parametrize("text,line,message", [

@@ -3,12 +3,13 @@ import pytest
 import torch
 
 from key2mesh.checkpoint import load_checkpoint
-from key2mesh.keypoints import NUM_KEYPOINTS
+from key2mesh.keypoints import NUM_KEYPOINTS, SMPL_FLIP
 from key2mesh.network import Key2MeshNet, count_parameters
+from key2mesh.rotations import axis_angle_to_matrix
 from key2mesh_train.config import load_config
 from key2mesh_train.losses import pretrain_losses
 from key2mesh_train.pretrain import prepare_data, pretrain, sample_batch
-from key2mesh_train.synthetic import DetectorNoise, SyntheticConfig, synthesize
+from key2mesh_train.synthetic import DetectorNoise, SyntheticConfig, augment_poses, sample_cameras, synthesize
 
 
 def test_paper_sized_network():
@@ -21,7 +22,7 @@ def test_paper_sized_network():
 def test_synthetic_batch_is_consistent(body):
     gen = torch.Generator().manual_seed(0)
     rot = torch.eye(3).repeat(64, 24, 1, 1)
-    cfg = SyntheticConfig(drop_prob=0.0, jitter_px=0.0, truncate=False)
+    cfg = SyntheticConfig(drop_prob=0.0, jitter_px=0.0, truncate=False).paper_recipe()
     batch = synthesize(rot, torch.zeros(64, 10), body, cfg, gen)
     kp = batch["keypoints_px"]
     assert kp.shape == (64, 17, 3) and (kp[..., 2] == 1).all()
@@ -38,7 +39,7 @@ def test_synthetic_batch_is_consistent(body):
 def test_augmentation_drops_and_truncates(body):
     gen = torch.Generator().manual_seed(1)
     rot = torch.eye(3).repeat(512, 24, 1, 1)
-    cfg = SyntheticConfig(drop_prob=0.2, focal_min=700, focal_max=900, distance_min=2, distance_max=2.5)
+    cfg = SyntheticConfig(drop_prob=0.2, focal_min=700, focal_max=900, distance_min=2, distance_max=2.5).paper_recipe()
     batch = synthesize(rot, torch.zeros(512, 10), body, cfg, gen,
                        noise=DetectorNoise(sigma=0.02, miss_prob=0.1, low_conf_prob=0.2))
     conf = batch["keypoints_px"][..., 2]
@@ -52,7 +53,7 @@ def test_augmentation_drops_and_truncates(body):
 def test_losses_are_zero_for_perfect_prediction(body):
     gen = torch.Generator().manual_seed(2)
     rot = torch.eye(3).repeat(8, 24, 1, 1)
-    far = SyntheticConfig(drop_prob=0, jitter_px=0, distance_min=15, distance_max=20, focal_min=2000)
+    far = SyntheticConfig(drop_prob=0, jitter_px=0, distance_min=15, distance_max=20, focal_min=2000).paper_recipe()
     batch = synthesize(rot, torch.randn(8, 10, generator=gen), body, far, gen)
     terms = pretrain_losses({"rotmats": batch["rotmats"], "betas": batch["betas"]}, batch, body, load_config().losses)
     assert terms["joints3d"] < 1e-5 and terms["rotations"] < 1e-6 and terms["betas"] < 1e-6
@@ -121,3 +122,45 @@ def test_config_gives_each_value_its_field_type(tmp_path):
                      ("synthetic.truncate=3", "synthetic.truncate"), ("adapt=3", "adapt")):
         with pytest.raises(ValueError, match=key):
             load_config(None, [bad])
+
+
+def test_mirroring_reflects_the_posed_body(body):
+    gen = torch.Generator().manual_seed(3)
+    rot = axis_angle_to_matrix(0.4 * torch.randn(16, 24, 3, generator=gen))
+    cfg = SyntheticConfig(mirror_prob=1.0, betas_std=0.0)
+    mirrored, betas = augment_poses(rot, torch.zeros(16, 10), cfg, gen)
+    a = body(betas, rot, with_vertices=False)["joints"]
+    b = body(betas, mirrored, with_vertices=False)["joints"]
+    a, b = a - a[:, :1], b - b[:, :1]
+    reflected = a[:, list(SMPL_FLIP)] * torch.tensor([-1.0, 1.0, 1.0])
+    # The stand-in body is symmetric to a few millimetres: its mirrored pose is the reflection.
+    assert (b - reflected).norm(dim=-1).max() < 0.01
+    assert (b - a).norm(dim=-1).mean() > 0.05
+    _, drawn = augment_poses(rot, torch.zeros(16, 10), SyntheticConfig(mirror_prob=0.0, betas_std=0.4), gen)
+    assert 0.2 < drawn.std() < 0.6 and drawn.abs().max() <= 1.0
+
+
+def test_robot_cameras_look_down_from_robot_heights(body):
+    gen = torch.Generator().manual_seed(4)
+    rot = torch.eye(3).repeat(512, 24, 1, 1)
+    cfg = SyntheticConfig(robot_camera_prob=1.0, edge_prob=0.0, detector_noise_prob=0.0, drop_prob=0.0, jitter_px=0.0,
+                          pitch_roll_deg=0.0, truncate=False)
+    focal, principal, pelvis, pitch = sample_cameras(512, cfg, gen)
+    mounted = pitch > 0
+    assert mounted.float().mean() > 0.4 and (pitch <= torch.deg2rad(torch.tensor(45.0))).all()
+    # Back in a level world the camera sits 0.5-1.8 m high over a pelvis at 0.7-1.0 m.
+    below = pelvis[:, 1] * torch.cos(pitch) + pelvis[:, 2] * torch.sin(pitch)
+    assert (below[mounted] > 0.5 - 1.0 - 1e-4).all() and (below[mounted] < 1.8 - 0.7 + 1e-4).all()
+    distance = pelvis[mounted].norm(dim=-1)
+    assert (distance >= cfg.distance_min - 1e-4).all() and (distance <= cfg.distance_max + 1e-4).all()
+    # The camera's own pitch turns the upright body: its up axis, in the camera (y down,
+    # z forward), leans toward the camera by the pitch, wherever in the image the body lands.
+    gen = torch.Generator().manual_seed(4)
+    batch = synthesize(rot, torch.zeros(512, 10), body, cfg, gen)
+    _, _, _, pitch = sample_cameras(512, cfg, torch.Generator().manual_seed(4))
+    mounted = pitch > 0
+    spine = torch.nn.functional.normalize(batch["joints3d"][:, 12] - batch["joints3d"][:, 0], dim=-1)
+    expected = torch.stack([torch.zeros_like(pitch), -torch.cos(pitch), -torch.sin(pitch)], dim=-1)
+    angle = torch.rad2deg(torch.arccos((spine * expected).sum(-1).clamp(-1, 1)))
+    assert angle[mounted].median() < 8.0, angle[mounted].median()
+    assert (pitch[mounted] > 0.5).any()

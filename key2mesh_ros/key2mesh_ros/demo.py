@@ -1,7 +1,8 @@
 """``key2mesh-demo``: the main job end to end on the shipped defaults.
 
-1. pre-train Key2Mesh on MoCap (procedural stand-in motion unless MoCap is present) if no
-   checkpoint exists; 2. export the fused ONNX graph; 3. build a ROS 2 bag from real photos
+1. pick the model: your own finished pre-training if there is one, else the shipped model
+   (trained on real CMU motion; never an unfinished run); 2. export the fused ONNX graph
+   (again only when the model changed); 3. build a ROS 2 bag from real photos
    that ship with ultralytics and scikit-image; 4. play it into the real node over ROS 2
    transport and record /human_mesh to a bag; 5. draw the meshes over the photos.
 """
@@ -17,32 +18,27 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from key2mesh.paths import artifacts_dir, exported_onnx, trained_checkpoint
 
 
-def ensure_model(checkpoint: Path, onnx_path: Path, steps: int | None) -> None:
-    from key2mesh.export import export_onnx
+def ensure_model(checkpoint: Path | None, onnx_path: Path) -> Path:
+    """The checkpoint to run (``None``: :func:`key2mesh.paths.default_model`), exported to
+    ``onnx_path`` unless that already holds it. No training happens here."""
+    from key2mesh.export import ensure_onnx
+    from key2mesh.paths import default_model
 
-    if not checkpoint.exists():
-        from key2mesh_train.config import load_config
-        from key2mesh_train.pretrain import pretrain
-
-        config = load_config("default.yaml", [f"pretrain.checkpoint={checkpoint}"])
-        if steps:
-            config.pretrain.steps = steps
-        print(f"[1/5] pre-training Key2Mesh ({config.pretrain.steps} steps) -> {checkpoint}")
-        pretrain(config)
+    if checkpoint is None:
+        checkpoint, why = default_model()
+        print(f"[1/5] {why}")
     else:
         print(f"[1/5] using checkpoint {checkpoint}")
-    if not onnx_path.exists() or onnx_path.stat().st_mtime < checkpoint.stat().st_mtime:
-        print(f"[2/5] exporting {onnx_path}")
-        export_onnx(checkpoint, onnx_path)
-    else:
-        print(f"[2/5] using {onnx_path}")
+    _, rebuilt = ensure_onnx(checkpoint, onnx_path)
+    print(f"[2/5] {'exported' if rebuilt else 'up to date:'} {onnx_path}")
+    return checkpoint
 
 
-def run_demo(out_dir: Path, checkpoint: Path, onnx_path: Path, steps: int | None = None,
-             storage: str = "mcap", timeout_s: float = 180.0) -> dict:
+def run_demo(out_dir: Path, checkpoint: Path | None, onnx_path: Path, storage: str = "mcap",
+             timeout_s: float = 180.0) -> dict:
     import rclpy
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from visualization_msgs.msg import MarkerArray
@@ -55,7 +51,7 @@ def run_demo(out_dir: Path, checkpoint: Path, onnx_path: Path, steps: int | None
     from key2mesh_ros.overlay import render_overlay
     from key2mesh_ros.ros_environment import configure_ros_environment
 
-    ensure_model(checkpoint, onnx_path, steps)
+    checkpoint = ensure_model(checkpoint, onnx_path)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -124,16 +120,17 @@ def run_demo(out_dir: Path, checkpoint: Path, onnx_path: Path, steps: int | None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="key2mesh-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "demo", help="output folder (replaced)")
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / "artifacts" / "key2mesh_pretrained.pt")
-    parser.add_argument("--onnx", type=Path, default=ROOT / "artifacts" / "key2mesh.onnx")
-    parser.add_argument("--steps", type=int, help="pre-training steps when no checkpoint exists (default: config)")
+    parser.add_argument("--out", type=Path, default=artifacts_dir() / "demo", help="output folder (replaced)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="model to run (default: your finished pre-training at "
+                        f"{trained_checkpoint()} if any, else the shipped model)")
+    parser.add_argument("--onnx", type=Path, default=exported_onnx(), help="where the fused graph is exported")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage format")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        summary = run_demo(args.out, args.checkpoint, args.onnx, args.steps, args.storage)
-    except (FileNotFoundError, TimeoutError, RuntimeError) as err:
+        summary = run_demo(args.out, args.checkpoint, args.onnx, args.storage)
+    except (FileNotFoundError, TimeoutError, RuntimeError, ValueError) as err:
         print(f"key2mesh-demo: error: {err}", file=sys.stderr)
         return 2
     print(f"  {summary.pop('answered')} of {summary.pop('frames')} frames answered (the node skips stale frames)")

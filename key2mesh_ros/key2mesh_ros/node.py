@@ -27,7 +27,6 @@ from key2mesh_ros import messages
 from key2mesh_ros.image_conversion import ImageError, compressed_to_rgb, image_to_rgb
 from key2mesh_ros.tracking import Tracker
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("decode", "detect", "lift", "publish", "total")
 
 PARAMETERS = {
@@ -40,8 +39,9 @@ PARAMETERS = {
     "detector_image_size": (640, "detector input size (pixels)"),
     "max_people": (20, "at most this many people per image (highest scores kept)"),
     "backend": ("auto", "auto | tensorrt | onnxruntime | torch"),
-    "onnx_model": (str(REPO_ROOT / "artifacts" / "key2mesh.onnx"), "fused Key2Mesh ONNX (key2mesh-train export)"),
-    "checkpoint": (str(REPO_ROOT / "artifacts" / "key2mesh_pretrained.pt"), "checkpoint for the torch backend"),
+    "onnx_model": ("", "fused Key2Mesh ONNX ('' = artifacts/key2mesh.onnx, exported from the checkpoint when "
+                   "missing or stale)"),
+    "checkpoint": ("", "Key2Mesh checkpoint ('' = your finished pre-training in artifacts/, else the shipped model)"),
     "engine": ("", "prebuilt TensorRT engine ('' = build/cache from the ONNX file)"),
     "publish_vertices": (True, "fill HumanMesh.vertices"),
     "publish_markers": (True, "skeleton markers on <output_topic>/markers"),
@@ -68,7 +68,8 @@ class Key2MeshNode(Node):
 
         self.detector = PoseDetector(p["detector_model"] or None, p["detector_confidence"], p["detector_image_size"],
                                      p["max_people"])
-        self.backend = create_backend(p["backend"], onnx_path=p["onnx_model"], checkpoint=p["checkpoint"],
+        checkpoint, onnx_path = self._resolve_model(p)
+        self.backend = create_backend(p["backend"], onnx_path=onnx_path, checkpoint=checkpoint,
                                       engine_path=p["engine"] or None)
         self._warm_up()
         self.get_logger().info(f"detector {self.detector.path}; Key2Mesh backend {self.backend.name}")
@@ -87,7 +88,7 @@ class Key2MeshNode(Node):
         self.pub_stats = self.create_publisher(String, f"{out}/stats", reliable)
         self.pub_info = self.create_publisher(BodyModelInfo, f"{out}/body_model", latched)
         self.faces = self.backend.faces
-        self.pub_info.publish(messages.body_model_info(Path(p["onnx_model"]).stem, self.faces, self.backend.num_vertices))
+        self.pub_info.publish(messages.body_model_info(Path(onnx_path).stem, self.faces, self.backend.num_vertices))
         self.last_mesh_marker = 0.0
 
         self.sub_image = self.create_subscription(Image, p["image_topic"], lambda m: self._stash(m, "raw"),
@@ -115,6 +116,26 @@ class Key2MeshNode(Node):
         if now - self._warned.get(key, -1e9) >= period_s:
             self._warned[key] = now
             self.get_logger().warning(text)
+
+    def _resolve_model(self, p: dict) -> tuple[str, str]:
+        """The checkpoint and fused graph to run. With ``onnx_model`` left empty the graph is
+        the default export, rebuilt from the checkpoint when missing or made from another one;
+        a named ONNX file is used as given."""
+        from key2mesh.export import ensure_onnx
+        from key2mesh.paths import default_model, exported_onnx
+
+        if p["checkpoint"]:
+            checkpoint = p["checkpoint"]
+        else:
+            path, why = default_model()
+            checkpoint = str(path)
+            self.get_logger().info(why)
+        if p["onnx_model"] or p["backend"] == "torch":
+            return checkpoint, p["onnx_model"]
+        onnx_path, rebuilt = ensure_onnx(checkpoint, exported_onnx())
+        if rebuilt:
+            self.get_logger().info(f"exported {checkpoint} to {onnx_path}")
+        return checkpoint, str(onnx_path)
 
     def _warm_up(self) -> None:
         """Run both models once so the first camera frame does not pay for lazy setup."""

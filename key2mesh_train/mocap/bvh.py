@@ -62,6 +62,26 @@ class BVHMotion:
                 pos[:, j] = pos[:, joint.parent] + np.einsum("tab,tb->ta", rots[:, joint.parent], local_pos)
         return rots, pos
 
+    def positions(self, names: list[str]) -> dict[str, np.ndarray]:
+        """World positions ``[T,3]`` of joints by name; ``Name.end`` is that joint's End Site."""
+        rots, pos = self.global_transforms()
+        out = {}
+        for name in names:
+            base, _, end = name.partition(".")
+            j = self.index(base)
+            if end:
+                offset = self.joints[j].end_offset
+                if offset is None:
+                    raise KeyError(f"{base} has no End Site")
+                out[name] = pos[:, j] + rots[:, j] @ offset
+            else:
+                out[name] = pos[:, j]
+        return out
+
+    def drop_frames(self, mask: np.ndarray) -> BVHMotion:
+        """A copy without the frames where ``mask [T]`` is true."""
+        return BVHMotion(self.path, self.joints, self.frames[~mask], self.frame_time)
+
 
 def _axis_rotation(axis: int, angle: np.ndarray) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)

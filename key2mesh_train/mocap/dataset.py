@@ -31,18 +31,40 @@ class PoseBank:
     def __len__(self) -> int:
         return self.rotmats.shape[0]
 
+    def subjects(self) -> set[str]:
+        return {subject_of(self.names[i]) for i in set(self.sequence_ids.tolist())}
+
     def subset(self, mask: np.ndarray) -> PoseBank:
         index = torch.from_numpy(np.flatnonzero(mask))
         return PoseBank(self.rotmats[index], self.betas[index], self.sequence_ids[mask], self.names)
 
-    def split(self, held_out_fraction: float = 0.2) -> tuple[PoseBank, PoseBank]:
-        """Split by sequence (never by frame) so held-out motion is really unseen."""
-        held = np.array([zlib.crc32(n.encode()) % 1000 < held_out_fraction * 1000 for n in self.names])
-        if held.all() or not held.any():  # tiny sets: hold out the last sequence
+    def split(self, held_out_fraction: float = 0.2, held_out_subjects: list[str] | None = None) -> tuple[PoseBank, PoseBank]:
+        """Split by whole subject (never by file or frame), so the held-out number says how
+        the model does on a person it never saw. ``held_out_subjects`` names them; otherwise
+        a stable hash of each subject id picks about ``held_out_fraction`` of them."""
+        subjects = [subject_of(n) for n in self.names]
+        if held_out_subjects:
+            wanted = {str(s) for s in held_out_subjects}
+            held = np.array([s in wanted for s in subjects])
+        else:
+            held = np.array([zlib.crc32(s.encode()) % 1000 < held_out_fraction * 1000 for s in subjects])
+        if held.all() or not held.any():  # tiny sets: hold out the last subject
+            held = np.array([s == subjects[-1] for s in subjects])
+        if held.all():  # one subject only: hold out its last sequence
             held = np.zeros(len(self.names), bool)
             held[-1] = True
         mask = held[self.sequence_ids]
         return self.subset(~mask), self.subset(mask)
+
+
+def subject_of(name: str) -> str:
+    """The performer of a sequence named by its path below the MoCap root: the folder that holds
+    it (CMU ``mb/05/05_02.bvh`` and AMASS ``CMU/05/05_02_poses.npz`` -> ``05``), else the part of
+    the file name before its first underscore (``05_02.bvh`` -> ``05``)."""
+    parts = name.split("/")
+    if len(parts) > 1:
+        return parts[-2]
+    return parts[-1].split("_")[0].split(".")[0]
 
 
 def find_motion_files(roots: list[str | Path]) -> list[Path]:
@@ -67,15 +89,28 @@ def sequence_name(path: Path, roots: list[str | Path]) -> str:
 
 def load_sequences(files: list[Path], roots: list[str | Path], rest_joints: np.ndarray, cache_dir: Path,
                    progress: bool = True) -> list[MotionSequence]:
-    """Load ``files`` (found under ``roots`` by :func:`find_motion_files`), resampled."""
-    sequences = []
+    """Load ``files`` (found under ``roots`` by :func:`find_motion_files`), resampled.
+
+    A file that cannot be read or retargeted is logged with its reason and skipped: one bad
+    file must not end a long pre-training run. Only when nothing loads is it an error.
+    """
+    sequences, skipped = [], []
     for path in tqdm(files, desc="loading MoCap", unit="file", disable=not progress):
-        if path.suffix.lower() == ".bvh":
-            seq = load_bvh_cached(path, rest_joints, cache_dir)
-        else:
-            seq = load_amass_npz(path)
+        try:
+            if path.suffix.lower() == ".bvh":
+                seq = load_bvh_cached(path, rest_joints, cache_dir)
+            else:
+                seq = load_amass_npz(path)
+        except (ValueError, OSError) as err:  # BVHError, UnknownRigError and bad .npz are ValueErrors
+            log.warning("skipping %s: %s", path, err)
+            skipped.append(path)
+            continue
         seq.name = sequence_name(path, roots)
         sequences.append(seq.resampled(TARGET_FPS))
+    if skipped:
+        log.warning("MoCap: %d of %d files skipped (reasons above), %d loaded", len(skipped), len(files), len(sequences))
+    if files and not sequences:
+        raise ValueError(f"none of the {len(files)} MoCap files could be loaded (first: {files[0]}); see the log")
     return sequences
 
 

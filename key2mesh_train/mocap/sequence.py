@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -37,9 +39,17 @@ class MotionSequence:
         return MotionSequence(self.name, self.poses[index], self.trans[index], self.betas, fps)
 
     def save_npz(self, path) -> None:
-        """Write in AMASS layout so cached and generated motion load like AMASS."""
+        """Write in AMASS layout so cached and generated motion load like AMASS. Written to a
+        temporary file and renamed, so an interrupted run never leaves a truncated cache entry."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            self._write(handle)
+        os.replace(tmp, path)
+
+    def _write(self, handle) -> None:
         np.savez_compressed(
-            path, poses=self.poses.reshape(len(self), -1).astype(np.float32),
+            handle, poses=self.poses.reshape(len(self), -1).astype(np.float32),
             trans=self.trans.astype(np.float32), betas=self.betas.astype(np.float32),
             gender=np.array("neutral"), mocap_framerate=np.array(self.fps),
         )
