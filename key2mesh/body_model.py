@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from key2mesh.keypoints import COCO17_FACE_VERTEX_NAMES, NUM_BETAS, SMPL_PARENTS
+from key2mesh.safe_pickle import load_pickle, plain
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 DEFAULT_BODY_MODEL = ASSETS_DIR / "k2m_anny_neutral.pkl"
@@ -29,44 +29,6 @@ BODY_MODEL_ENV = "KEY2MESH_BODY_MODEL"
 SMPL_KEYPOINT_VERTEX_IDS = {"nose": 332, "reye": 6260, "leye": 2800, "rear": 4071, "lear": 583,
                             "LBigToe": 3216, "LSmallToe": 3226, "LHeel": 3387,
                             "RBigToe": 6617, "RSmallToe": 6624, "RHeel": 6787}
-
-
-class _ChumpyStub:
-    """Stands in for any chumpy class while unpickling; keeps the pickled state."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._state: Any = None
-
-    def __setstate__(self, state: Any) -> None:
-        self._state = state
-
-    def to_array(self) -> np.ndarray:
-        state = self._state
-        if isinstance(state, dict):
-            for key in ("x", "a", "r"):
-                if key in state:
-                    return _plain(state[key])
-        if isinstance(state, (tuple, list)) and state:
-            return _plain(state[0])
-        raise ValueError("unsupported chumpy object in body model file")
-
-
-class _ChumpyFreeUnpickler(pickle.Unpickler):
-    """Official SMPL pickles hold chumpy arrays; chumpy is unmaintained and breaks on modern
-    numpy, so its classes are mapped to a stub and converted to plain arrays."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] == "chumpy":
-            return _ChumpyStub
-        return super().find_class(module, name)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _ChumpyStub):
-        return value.to_array()
-    if hasattr(value, "toarray"):  # scipy sparse J_regressor in official files
-        return np.asarray(value.toarray())
-    return value
 
 
 @dataclass
@@ -107,14 +69,10 @@ def resolve_body_model_path(path: str | os.PathLike | None = None) -> Path:
 def read_body_model_file(path: str | os.PathLike | None = None) -> BodyModelFile:
     """Unpickle an SMPL-format file (chumpy-free) into plain numpy arrays."""
     resolved = resolve_body_model_path(path)
-    try:
-        with open(resolved, "rb") as handle:
-            raw = _ChumpyFreeUnpickler(handle, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
-        raise ValueError(f"{resolved}: not a readable SMPL-format pickle ({err})") from err
+    raw = load_pickle(resolved)  # restricted: arrays only, a crafted file runs nothing
     if not isinstance(raw, dict):
         raise ValueError(f"{resolved}: expected a dict of arrays, got {type(raw).__name__}")
-    data = {key: _plain(value) for key, value in raw.items()}
+    data = {key: plain(value) for key, value in raw.items()}
     missing = [k for k in ("v_template", "shapedirs", "J_regressor", "weights", "f") if k not in data]
     if missing:
         raise ValueError(f"{resolved}: missing SMPL fields {missing}")

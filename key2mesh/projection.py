@@ -37,28 +37,69 @@ def fit_weak_perspective(points: torch.Tensor, target: torch.Tensor, weights: to
     return scale[:, None, None] * xy + offset[:, None], scale, offset
 
 
+def camera_matrix_problem(camera_matrix: np.ndarray, width: int, height: int) -> str | None:
+    """What is wrong with a calibration ``K [3,3]`` for images of ``width x height`` (0: not
+    known), or None. Focal lengths must be finite and positive; the principal point finite
+    and within half an image of the image (a real camera's lies near the centre): a NaN or
+    infinite K hangs or breaks the least-squares solve, and a far-off principal point puts
+    people kilometres away."""
+    k = np.asarray(camera_matrix, dtype=np.float64)
+    if k.shape != (3, 3) or not np.isfinite(k).all():
+        return "non-finite values in K"
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        return f"focal lengths must be positive (fx={k[0, 0]:g}, fy={k[1, 1]:g})"
+    if width > 0 and height > 0:
+        cx, cy = k[0, 2], k[1, 2]
+        if not (-0.5 * width <= cx <= 1.5 * width and -0.5 * height <= cy <= 1.5 * height):
+            return f"principal point ({cx:g}, {cy:g}) is far outside the {width}x{height} image"
+    return None
+
+
 def solve_translation(points: np.ndarray, pixels: np.ndarray, weights: np.ndarray, camera_matrix: np.ndarray) -> np.ndarray | None:
     """Camera-frame translation ``t [3]`` that best projects ``points + t`` onto ``pixels``.
 
     ``points [N,3]`` are root-relative, camera-oriented 3D keypoints, ``pixels [N,2]`` the
-    detections, ``weights [N]`` their confidences, ``camera_matrix`` the 3x3 K. Joints below
-    the confidence threshold count as missing, as in the network's input: a detector's
-    near-zero guesses (or placeholders for unseen joints) must not pull the depth. The pinhole
-    equations are linear in ``t`` (DLT-style), so this is one weighted least-squares solve;
-    returns None when fewer than 3 joints are usable or the person would be behind the camera.
+    detections, ``weights [N]`` their confidences, ``camera_matrix`` the 3x3 K. Returns None
+    when fewer than 3 joints are usable or the person would be behind the camera. One person
+    of :func:`solve_translations`.
     """
-    fx, fy, cx, cy = camera_matrix[0, 0], camera_matrix[1, 1], camera_matrix[0, 2], camera_matrix[1, 2]
-    ok = (weights >= CONFIDENCE_THRESHOLD) & np.isfinite(pixels).all(-1) & np.isfinite(points).all(-1)
-    if ok.sum() < 3 or fx <= 0 or fy <= 0:
-        return None
-    p, uv, w = points[ok].astype(np.float64), pixels[ok].astype(np.float64), np.sqrt(weights[ok])
-    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
+    t = solve_translations(points[None], pixels[None], weights[None], camera_matrix)[0]
+    return None if np.isnan(t).any() else t
+
+
+def solve_translations(points: np.ndarray, pixels: np.ndarray, weights: np.ndarray,
+                       camera_matrix: np.ndarray) -> np.ndarray:
+    """Translations ``[P,3]`` for ``P`` people at once (``points [P,N,3]``, ``pixels [P,N,2]``,
+    ``weights [P,N]``); a row of NaN where a person cannot be placed.
+
+    Joints below the confidence threshold count as missing, as in the network's input: a
+    detector's near-zero guesses (or placeholders for unseen joints) must not pull the depth.
+    The pinhole equations are linear in ``t`` (DLT-style), so each person is one weighted
+    least-squares problem with three unknowns, solved through its 3x3 normal equations for all
+    people in one batched call. Nothing non-finite reaches LAPACK (inf can hang it).
+    """
+    people = points.shape[0]
+    out = np.full((people, 3), np.nan)
+    k = np.asarray(camera_matrix, dtype=np.float64)
+    if people == 0 or not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
+        return out
+    fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+    p, uv, w = points.astype(np.float64), pixels.astype(np.float64), weights.astype(np.float64)
+    ok = (w >= CONFIDENCE_THRESHOLD) & np.isfinite(w) & np.isfinite(uv).all(-1) & np.isfinite(p).all(-1)
+    w = np.where(ok, w, 0.0)
+    p, uv = np.where(ok[..., None], p, 0.0), np.where(ok[..., None], uv, 0.0)
+    du, dv = uv[..., 0] - cx, uv[..., 1] - cy  # [P,N]
     zeros = np.zeros_like(du)
-    rows_u = np.stack([np.full_like(du, fx), zeros, -du], -1)
-    rows_v = np.stack([zeros, np.full_like(dv, fy), -dv], -1)
-    a = np.concatenate([rows_u * w[:, None], rows_v * w[:, None]])
-    b = np.concatenate([(du * p[:, 2] - fx * p[:, 0]) * w, (dv * p[:, 2] - fy * p[:, 1]) * w])
-    t, *_ = np.linalg.lstsq(a, b, rcond=None)
-    if t[2] <= 0.1:
-        return None
-    return t
+    a = np.concatenate([np.stack([np.full_like(du, fx), zeros, -du], -1),
+                        np.stack([zeros, np.full_like(dv, fy), -dv], -1)], axis=1)  # [P,2N,3]
+    b = np.concatenate([du * p[..., 2] - fx * p[..., 0], dv * p[..., 2] - fy * p[..., 1]], axis=1)  # [P,2N]
+    ww = np.concatenate([w, w], axis=1)[..., None]  # weights squared in the normal equations: w, not sqrt(w)^2
+    normal = np.einsum("pni,pnj->pij", a * ww, a)
+    rhs = np.einsum("pni,pn->pi", a * ww, b)
+    usable = (ok.sum(-1) >= 3) & np.isfinite(normal).all((1, 2)) & np.isfinite(rhs).all(-1)
+    safe = np.where(usable[:, None, None], normal, np.eye(3))
+    usable &= np.abs(np.linalg.det(safe)) > 1e-12 * np.trace(safe, axis1=1, axis2=2) ** 3  # not singular
+    if usable.any():
+        out[usable] = np.linalg.solve(normal[usable], rhs[usable][..., None])[..., 0]
+    out[out[:, 2] <= 0.1] = np.nan  # behind (or at) the camera: no placement
+    return out

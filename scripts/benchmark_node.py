@@ -4,6 +4,9 @@
 Starts key2mesh-node in its own process, publishes a real photo as sensor_msgs/Image at
 the given rate over ROS 2, and prints the node's own per-stage statistics (decode, detect,
 lift = Key2Mesh + mesh, publish, total) together with the answered and dropped frame rates.
+Last, it times the fused Key2Mesh graph alone at the same number of people and prints the
+ratio of everything but the detector to it. Run after ``key2mesh-demo`` (or ``key2mesh-train
+export``), which writes the default graph.
 Usage: ``python scripts/benchmark_node.py [--rate 30] [--seconds 20] [--photo bus]``.
 """
 
@@ -78,7 +81,22 @@ def main() -> int:
     print(f"{'stage':<10}{'median ms':>12}{'p90 ms':>10}")
     for stage, values in report["stages"].items():
         print(f"{stage:<10}{values['median_ms']:>12.2f}{values['p90_ms']:>10.2f}")
+    stages = report["stages"]
+    people = max(1, round(report["people"] / max(report["frames"], 1)))
+    fused = fused_graph_ms(people)
+    rest = sum(stages[s]["median_ms"] for s in ("decode", "lift", "publish"))
+    print(f"everything but the detector: {rest:.2f} ms for {people} people; the fused Key2Mesh graph alone at batch "
+          f"{people}: {fused:.2f} ms (ONNX Runtime, same machine, measured now); ratio {rest / fused:.2f}")
     return 0
+
+
+def fused_graph_ms(batch: int) -> float:
+    """Median time of the fused graph (the default export) at ``batch`` people."""
+    from key2mesh.backends import create_backend
+    from key2mesh.paths import exported_onnx
+    from key2mesh_train.latency import time_backend
+
+    return time_backend(create_backend("onnxruntime", onnx_path=exported_onnx()), batch, repeats=200, warmup=10)[0]
 
 
 if __name__ == "__main__":

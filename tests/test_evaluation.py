@@ -115,3 +115,17 @@ def test_solve_translation_recovers_camera_position(body):
     np.testing.assert_allclose(solve_translation(kp, px, weights, k), t, atol=1e-6)
     assert solve_translation(kp, px, np.zeros(17), k) is None  # nothing visible
     assert solve_translation(kp, px, weights, -k) is None  # nonsense calibration
+    for bad in (np.inf, np.nan):  # inf once hung LAPACK for good; NaN failed every frame
+        broken = k.copy()
+        broken[0, 0] = broken[1, 2] = bad
+        assert solve_translation(kp, px, weights, broken) is None
+    # Several people in one batched solve, each as alone; one that cannot be placed is NaN.
+    from key2mesh.projection import solve_translations
+
+    shifts = np.array([[0.4, -0.2, 3.5], [-1.0, 0.1, 6.0], [0.0, 0.0, 2.0]])
+    pixels = np.stack([(kp + s)[:, :2] / (kp + s)[:, 2:] * 800 + [320, 240] for s in shifts])
+    confidences = np.ones((3, 17))
+    confidences[2] = 0
+    got = solve_translations(np.stack([kp] * 3), pixels, confidences, k)
+    np.testing.assert_allclose(got[:2], shifts[:2], atol=1e-6)
+    assert np.isnan(got[2]).all()

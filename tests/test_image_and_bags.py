@@ -89,3 +89,19 @@ def test_bag_roundtrip_and_errors(tmp_path, storage):
     empty = write_bag(tmp_path / "empty", [], storage=storage)
     with pytest.raises(BagError, match="no topic|empty"):
         list(read_bag(empty, ["/camera/image_raw"]))
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    import time
+
+    import cv2
+
+    ok, png = cv2.imencode(".png", np.zeros((10000, 10000, 3), np.uint8))
+    msg = CompressedImage(format="png", data=png.tobytes())
+    assert len(msg.data) < 1_000_000
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match="10000x10000.*refused without decoding"):
+        compressed_to_rgb(msg)
+    assert time.perf_counter() - start < 0.1
+    small = cv2.imencode(".jpg", np.full((48, 64, 3), 200, np.uint8))[1]
+    assert compressed_to_rgb(CompressedImage(format="jpeg", data=small.tobytes())).shape == (48, 64, 3)

@@ -16,6 +16,11 @@ pytestmark = pytest.mark.skipif(not YOLO_ONNX.exists(), reason=f"real detector n
 _stamps = itertools.count(1)
 
 
+def _size_of(camera_matrix):
+    """The image size a centred principal point implies (the tests' cameras are centred)."""
+    return int(round(2 * camera_matrix[0, 2])), int(round(2 * camera_matrix[1, 2]))
+
+
 class Harness:
     """Publishes camera frames and collects the node's answers, matched by header stamp."""
 
@@ -51,7 +56,7 @@ class Harness:
 
         until = time.monotonic() + seconds
         while time.monotonic() < until:
-            self.camera_info.publish(camera_info_msg(Header(frame_id="camera"), 1, 1, camera_matrix))
+            self.camera_info.publish(camera_info_msg(Header(frame_id="camera"), *_size_of(camera_matrix), camera_matrix))
             self.spin(0.05)
 
     def ask(self, msg, compressed=False, camera_matrix=None, timeout=30.0, proc=None):
@@ -63,7 +68,7 @@ class Harness:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if camera_matrix is not None:
-                self.camera_info.publish(camera_info_msg(msg.header, 1, 1, camera_matrix))
+                self.camera_info.publish(camera_info_msg(msg.header, *_size_of(camera_matrix), camera_matrix))
             (self.compressed if compressed else self.image).publish(msg)
             until = time.monotonic() + 1.0
             while time.monotonic() < until:
@@ -186,6 +191,61 @@ def test_bad_inputs_keep_the_node_running(node_proc, photos):
     assert len(out.humans) == 1
 
 
+def test_hostile_camera_info_is_rejected_and_the_node_keeps_answering(node_proc, photos):
+    """fx = inf once froze the node for good, cx = NaN stopped all output, a principal point
+    of 1e6 px placed people kilometres away: each is now rejected with a warning, the last
+    valid calibration is kept, and a valid CameraInfo is taken again."""
+    from key2mesh_ros.demo_data import camera_info_msg, guess_camera_matrix
+    from key2mesh_ros.image_conversion import rgb_to_image
+    from std_msgs.msg import Header
+
+    proc, harness = node_proc
+    rgb = photos["bus"]
+    h, w = rgb.shape[:2]
+    good = guess_camera_matrix(w, h)
+    harness.prime_camera_info(good)
+    faults = {"non-finite values in K": (np.inf, np.inf, good[0, 2], good[1, 2]),
+              "non-finite values in K ": (good[0, 0], good[1, 1], np.nan, np.nan),
+              "principal point": (good[0, 0], good[1, 1], 1e6, good[1, 2]),
+              "focal lengths must be positive": (0.0, good[1, 1], good[0, 2], good[1, 2])}
+    for expected, (fx, fy, cx, cy) in faults.items():
+        bad = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
+        for _ in range(10):
+            harness.camera_info.publish(camera_info_msg(Header(frame_id="camera"), w, h, bad))
+            harness.spin(0.02)
+        out = harness.ask(rgb_to_image(rgb), proc=proc, timeout=30)
+        assert len(out.humans) == 4, expected
+        placed = [hm for hm in out.humans if hm.position_valid]
+        assert placed and all(0.1 < hm.position.z < 50 and abs(hm.position.x) < 20 for hm in placed), expected
+        assert f"CameraInfo rejected: {expected.strip()}" in proc.log(), proc.log()[-2000:]
+    out = harness.ask(rgb_to_image(rgb), camera_matrix=good, proc=proc)
+    assert sum(hm.position_valid for hm in out.humans) >= 2
+    assert proc.alive()
+
+
+def test_4k_frames_are_answered_and_decompression_bombs_refused(node_proc, photos):
+    """A 25 MB rgb8 frame fits the Fast DDS shared-memory profile and is answered; a 10000 x
+    10000 PNG of a few hundred KB is refused from its header, with a warning, without decoding."""
+    import cv2
+    from key2mesh_ros.image_conversion import rgb_to_image
+    from sensor_msgs.msg import CompressedImage
+
+    proc, harness = node_proc
+    big = cv2.resize(photos["bus"], (3840, 2160))  # 4K UHD: 24.9 MB as rgb8
+    out = harness.ask(rgb_to_image(big), proc=proc, timeout=60)
+    assert len(out.humans) == 4
+    ok, png = cv2.imencode(".png", np.zeros((10000, 10000, 3), np.uint8))
+    bomb = CompressedImage(format="png", data=png.tobytes())
+    for _ in range(5):
+        harness.compressed.publish(bomb)
+        harness.spin(0.2)
+    deadline = time.monotonic() + 10
+    while "refused without decoding" not in proc.log() and time.monotonic() < deadline:
+        harness.spin(0.1)
+    assert "10000x10000 (100 MP), over max_image_pixels 40 MP: refused without decoding" in proc.log()
+    assert len(harness.ask(rgb_to_image(photos["zidane"]), proc=proc).humans) == 2  # still answering
+
+
 def test_latency_stats_and_markers(node_proc, photos):
     import json
 
@@ -250,3 +310,44 @@ def test_runner_rejects_missing_params(tmp_path, capsys):
     args = build_ros_args(tmp_path / "p.yaml", ["/camera/image_raw:=/front/image"], ["--ros-args", "--log-level", "debug"])
     assert args == ["--ros-args", "--params-file", str(tmp_path / "p.yaml"), "-r", "/camera/image_raw:=/front/image",
                     "--log-level", "debug"]
+
+
+@pytest.mark.parametrize("fault,expected", [
+    ("missing_onnx", "nope.onnx"),
+    ("corrupt_onnx", "junk.onnx"),
+    ("unfinished_checkpoint", "unfinished pretrain run"),
+    ("bad_value", "detector_confidence"),
+    ("corrupt_yaml", "cannot start ROS 2"),
+])
+def test_startup_faults_end_in_one_clear_line(tmp_path, tiny_checkpoint, fault, expected):
+    """Every fatal startup fault is one line 'key2mesh-node: error: ...' and a non-zero exit,
+    not a double traceback that ends in an unrelated AttributeError."""
+    import subprocess
+    import sys
+
+    from key2mesh_ros.node_process import write_params
+
+    from key2mesh.checkpoint import load_checkpoint, partial_path, save_checkpoint
+
+    settings = {"image_topic": "/z/camera/image_raw", "camera_info_topic": "", "output_topic": "/z/human_mesh"}
+    if fault == "missing_onnx":
+        settings.update(onnx_model=str(tmp_path / "nope.onnx"), backend="onnxruntime")
+    elif fault == "corrupt_onnx":
+        (tmp_path / "junk.onnx").write_bytes(b"not a graph")
+        settings.update(onnx_model=str(tmp_path / "junk.onnx"), backend="onnxruntime")
+    elif fault == "unfinished_checkpoint":
+        network, payload = load_checkpoint(tiny_checkpoint)
+        partial = save_checkpoint(partial_path(tmp_path / "run.pt"), network,
+                                  meta={"step": 5, "steps_planned": 200, "stage": "pretrain", "finished": False})
+        settings.update(checkpoint=str(partial), backend="torch")
+    elif fault == "bad_value":
+        settings.update(detector_confidence="high")
+    params = write_params(tmp_path / "params.yaml", **settings)
+    if fault == "corrupt_yaml":
+        params.write_text("key2mesh_node:\n  ros__parameters: [unclosed\n")
+    result = subprocess.run([sys.executable, "-m", "key2mesh_ros.runner", "--params", str(params), "--localhost-only"],
+                            capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and lines, result.stderr
+    assert lines[-1].startswith("key2mesh-node: error: ") and expected in lines[-1], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr + result.stdout

@@ -29,33 +29,60 @@ def default_detector_path() -> str:
 
 
 class PoseDetector:
-    """Wraps ``ultralytics.YOLO`` for ``.pt``, ``.onnx`` and ``.engine`` pose models."""
+    """YOLO-pose people and COCO-17 keypoints from ``.pt``, ``.onnx`` and ``.engine`` models.
+
+    ``runtime`` picks the path: ``onnxruntime`` runs an ``.onnx`` model directly (fp32; a
+    quantised graph is converted once and cached), the fastest CPU path; ``ultralytics`` runs
+    any model through ultralytics (``.pt``, TensorRT ``.engine``); ``auto`` takes the first for
+    ``.onnx`` files and the second otherwise. ``description`` says which was chosen.
+    """
+
+    RUNTIMES = ("auto", "onnxruntime", "ultralytics")
 
     def __init__(self, model_path: str | os.PathLike | None = None, confidence: float = 0.3, image_size: int = 640,
-                 max_people: int = 20, device: str | None = None) -> None:
+                 max_people: int = 20, device: str | None = None, runtime: str = "auto", threads: int = 0) -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")  # robots are often offline: never phone home
         os.environ.setdefault("YOLO_VERBOSE", "False")
-        import onnxruntime
-        from ultralytics import YOLO
-
-        onnxruntime.set_default_logger_severity(3)  # quantised exports log one line per pruned tensor
-
+        if runtime not in self.RUNTIMES:
+            raise ValueError(f"detector runtime must be one of {', '.join(self.RUNTIMES)}, got {runtime!r}")
         path = str(model_path or default_detector_path())
         if path.endswith((".onnx", ".engine")) or os.sep in path:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"detector model not found: {path}")
-        self.model = YOLO(path, task="pose")
         self.path = path
         self.confidence = confidence
-        self.image_size = image_size
         self.max_people = max_people
         self.device = device
+        if runtime == "onnxruntime" and not path.endswith(".onnx"):
+            raise ValueError(f"detector runtime onnxruntime needs an .onnx model, got {path}")
+        self._onnx = None
+        if runtime == "onnxruntime" or (runtime == "auto" and path.endswith(".onnx")):
+            from key2mesh_ros.onnx_detector import OnnxPoseDetector
+
+            self._onnx = OnnxPoseDetector(path, confidence, max_people, threads)
+            if image_size != self._onnx.image_size:
+                log.warning("detector_image_size %d ignored: %s has a fixed %d input (re-export it at another "
+                            "size with ultralytics: yolo export model=yolo11n-pose.pt format=onnx imgsz=%d)",
+                            image_size, path, self._onnx.image_size, image_size)
+            self.image_size = self._onnx.image_size
+            self.description = self._onnx.description
+            return
+        import onnxruntime
+        from ultralytics import YOLO
+
+        onnxruntime.set_default_logger_severity(3)  # quantised exports log one line per pruned tensor
+        self.model = YOLO(path, task="pose")
+        self.image_size = image_size
+        self.description = f"ultralytics {Path(path).name}, {image_size}x{image_size}"
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """People in an ``[H,W,3]`` uint8 RGB image, best first; at most ``max_people + 1`` so a
         caller can tell that the cap was hit."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"detector wants HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        if self._onnx is not None:
+            boxes, scores, keypoints = self._onnx.raw(rgb)
+            return [Detection(boxes[i], float(scores[i]), keypoints[i]) for i in range(len(scores))]
         # ultralytics treats numpy images as BGR (OpenCV order)
         result = self.model.predict(np.ascontiguousarray(rgb[..., ::-1]), conf=self.confidence, imgsz=self.image_size,
                                     max_det=self.max_people + 1, verbose=False, device=self.device)[0]

@@ -7,8 +7,10 @@ the node skip to the newest image (counted as dropped) instead of building a bac
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from key2mesh.keypoints import normalize_keypoints
-from key2mesh.projection import solve_translation
+from key2mesh.projection import camera_matrix_problem, solve_translations
 from key2mesh_ros import messages
 from key2mesh_ros.image_conversion import ImageError, compressed_to_rgb, image_to_rgb
 from key2mesh_ros.tracking import Tracker
@@ -36,7 +38,9 @@ PARAMETERS = {
     "output_topic": ("/human_mesh", "key2mesh_msgs/HumanMeshArray output"),
     "detector_model": ("", "YOLO-pose .pt/.onnx/.engine ('' = shared yolo11n-pose.onnx or yolo11n-pose.pt)"),
     "detector_confidence": (0.3, "minimum person box score"),
-    "detector_image_size": (640, "detector input size (pixels)"),
+    "detector_image_size": (640, "detector input size (pixels; fixed-size .onnx exports keep their own)"),
+    "detector_runtime": ("auto", "auto | onnxruntime | ultralytics (auto: onnxruntime for .onnx models)"),
+    "detector_threads": (0, "ONNX Runtime threads for the detector (0 = all cores)"),
     "max_people": (20, "at most this many people per image (highest scores kept)"),
     "backend": ("auto", "auto | tensorrt | onnxruntime | torch"),
     "onnx_model": ("", "fused Key2Mesh ONNX ('' = artifacts/key2mesh.onnx, exported from the checkpoint when "
@@ -52,6 +56,8 @@ PARAMETERS = {
     "smoothing_beta": (0.05, "One-Euro speed coefficient"),
     "track_max_age_s": (1.0, "forget a track unseen for this long"),
     "stats_period_s": (2.0, "log and publish latency statistics this often (0 = never)"),
+    "max_image_pixels": (40_000_000, "refuse larger images (decompression bombs are refused before decoding)"),
+    "watchdog_s": (5.0, "report a frame still processing after this long (0 = never)"),
 }
 
 
@@ -67,12 +73,12 @@ class Key2MeshNode(Node):
         from key2mesh_ros.detector import PoseDetector
 
         self.detector = PoseDetector(p["detector_model"] or None, p["detector_confidence"], p["detector_image_size"],
-                                     p["max_people"])
+                                     p["max_people"], runtime=p["detector_runtime"], threads=p["detector_threads"])
         checkpoint, onnx_path = self._resolve_model(p)
         self.backend = create_backend(p["backend"], onnx_path=onnx_path, checkpoint=checkpoint,
                                       engine_path=p["engine"] or None)
         self._warm_up()
-        self.get_logger().info(f"detector {self.detector.path}; Key2Mesh backend {self.backend.name}")
+        self.get_logger().info(f"detector: {self.detector.description}; Key2Mesh backend {self.backend.name}")
         self.tracker = Tracker(max_age_s=p["track_max_age_s"], smoothing=p["smoothing"],
                                min_cutoff=p["smoothing_min_cutoff"], beta=p["smoothing_beta"])
         self.camera_matrix: np.ndarray | None = None
@@ -104,6 +110,9 @@ class Key2MeshNode(Node):
         self._pending: tuple | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._frame_started: float | None = None
+        if p["watchdog_s"] > 0:
+            self.create_timer(1.0, self._watchdog)
         self._worker = threading.Thread(target=self._work, name="key2mesh_worker", daemon=True)
         self._worker.start()
         if p["stats_period_s"] > 0:
@@ -151,8 +160,15 @@ class Key2MeshNode(Node):
             self._cond.notify()
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        """Keep the last valid calibration; a bad one is reported (once per kind of fault,
+        throttled) and ignored, so one broken message can neither stall nor misplace anyone."""
         k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-        self.camera_matrix = k if k[0, 0] > 0 and k[1, 1] > 0 else None
+        problem = camera_matrix_problem(k, msg.width, msg.height)
+        if problem is None:
+            self.camera_matrix = k
+        else:
+            kept = "keeping the last valid one" if self.camera_matrix is not None else "positions stay invalid"
+            self._warn(f"CameraInfo rejected: {problem}; {kept}")
 
     # --- worker ------------------------------------------------------------------------
     def _work(self) -> None:
@@ -164,6 +180,7 @@ class Key2MeshNode(Node):
                     return
                 msg, kind, received = self._pending
                 self._pending = None
+            self._frame_started = time.monotonic()
             try:
                 self.process(msg, kind, received)
             except ImageError as err:
@@ -173,10 +190,20 @@ class Key2MeshNode(Node):
                 if not self.context.ok():
                     return  # shutting down: publishers are gone
                 self.get_logger().error(f"frame failed: {type(err).__name__}: {err}", throttle_duration_sec=2.0)
+            finally:
+                self._frame_started = None
+
+    def _watchdog(self) -> None:
+        """A frame that never finishes must not go unnoticed: say so while it lasts."""
+        started = self._frame_started
+        if started is not None and time.monotonic() - started > self.params["watchdog_s"]:
+            self.get_logger().error(f"a frame has been processing for {time.monotonic() - started:.0f} s; "
+                                    "the node answers nothing until it ends", throttle_duration_sec=5.0)
 
     def process(self, msg, kind: str, received: float) -> None:
         t0 = time.perf_counter()
-        rgb = image_to_rgb(msg) if kind == "raw" else compressed_to_rgb(msg)
+        limit = self.params["max_image_pixels"]
+        rgb = image_to_rgb(msg, limit) if kind == "raw" else compressed_to_rgb(msg, limit)
         t1 = time.perf_counter()
         detections = self.detector.detect(rgb)
         if len(detections) > self.params["max_people"]:
@@ -196,11 +223,11 @@ class Key2MeshNode(Node):
             track_ids, smoothed = self.tracker.update(boxes, keypoints, received)
             out = self.backend.run(normalize_keypoints(smoothed))
             t3 = time.perf_counter()
+            positions = np.full((len(detections), 3), np.nan)
+            if self.camera_matrix is not None:  # every person in one batched solve
+                positions = solve_translations(out["keypoints3d"], smoothed[..., :2], smoothed[..., 2], self.camera_matrix)
             for i, det in enumerate(detections):
-                position = None
-                if self.camera_matrix is not None:
-                    position = solve_translation(out["keypoints3d"][i], smoothed[i, :, :2], smoothed[i, :, 2],
-                                                 self.camera_matrix)
+                position = None if np.isnan(positions[i]).any() else positions[i]
                 vertices = out["vertices"][i] if self.params["publish_vertices"] else None
                 humans.append(messages.human_mesh(msg.header, track_ids[i], det.score, det.box, smoothed[i],
                                                   out["pose"][i], out["betas"][i], out["joints"][i], vertices,
@@ -252,18 +279,40 @@ class Key2MeshNode(Node):
                                    f"{total['median_ms']} ms", throttle_duration_sec=10.0)
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify()
-        self._worker.join(timeout=5.0)
+        if hasattr(self, "_worker"):  # a node whose start failed half-way has no worker yet
+            self._stop.set()
+            with self._cond:
+                self._cond.notify()
+            self._worker.join(timeout=5.0)
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
+def _fatal(what: str, debug: bool) -> int:
+    """A fatal startup fault as one line (the full traceback only with --debug)."""
+    if debug:
+        traceback.print_exc()
+    print(f"key2mesh-node: error: {what}", file=sys.stderr)
+    return 1
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def main(args: list[str] | None = None, debug: bool = False) -> int:
+    """Run the node; a fault at startup (missing or corrupt model, engine, detector, parameter
+    file or value) ends in one line ``key2mesh-node: error: ...`` and exit code 1."""
+    try:
+        rclpy.init(args=args)
+    except Exception as err:  # rclpy's RCLError, e.g. a parameter file that is not YAML
+        return _fatal(f"cannot start ROS 2: {_first_line(err)} (check --params and --ros-args)", debug)
     node = None
     try:
-        node = Key2MeshNode()
+        try:
+            node = Key2MeshNode()
+        except Exception as err:
+            return _fatal(f"{type(err).__name__}: {_first_line(err)}", debug)
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
@@ -272,7 +321,8 @@ def main(args: list[str] | None = None) -> None:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

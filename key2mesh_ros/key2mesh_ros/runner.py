@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"ROS 2 parameter YAML (default: {DEFAULT_PARAMS})")
     parser.add_argument("--remap", action="append", default=[], metavar="FROM:=TO",
                         help="topic remapping, e.g. /camera/image_raw:=/front/image (repeatable)")
+    parser.add_argument("--debug", action="store_true", help="full tracebacks for startup errors")
     parser.add_argument("--localhost-only", action="store_true",
                         help="ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (tests, demos)")
     args, extra = parser.parse_known_args(argv)
@@ -36,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_ros_environment(localhost_only=args.localhost_only)
     from key2mesh_ros.node import main as node_main
 
-    node_main(["key2mesh_node", *build_ros_args(args.params, args.remap, extra)])
-    return 0
+    return node_main(["key2mesh_node", *build_ros_args(args.params, args.remap, extra)], debug=args.debug)
 
 
 if __name__ == "__main__":

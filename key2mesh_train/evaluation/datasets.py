@@ -10,13 +10,13 @@ tests write tiny files in the same layout).
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from key2mesh.keypoints import SMPL_JOINT_NAMES, openpose18_to_coco17, visible_mask
+from key2mesh.safe_pickle import load_pickle
 
 H36M17_TO_SMPL = {  # H36M-17 joints that have an SMPL counterpart
     0: "pelvis", 1: "right_hip", 2: "right_knee", 3: "right_ankle", 4: "left_hip", 5: "left_knee",
@@ -64,9 +64,8 @@ def read_3dpw_sequence(path: str | Path, min_visible: int = 6) -> EvalSet:
     """One 3DPW sequence pickle -> frames with valid camera pose and enough 2D joints."""
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            seq = pickle.load(handle, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError) as err:
+        seq = load_pickle(path)  # restricted: arrays only, a crafted file runs nothing
+    except OSError as err:
         raise ValueError(f"{path}: not a readable 3DPW sequence pickle ({err})") from err
     needed = ("poses", "betas", "poses2d", "cam_poses", "campose_valid")
     missing = [k for k in needed if k not in seq]

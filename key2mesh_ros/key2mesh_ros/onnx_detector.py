@@ -1,0 +1,179 @@
+"""YOLO-pose through ONNX Runtime directly, the fast CPU path for ``.onnx`` detectors.
+
+Two costs go away against ultralytics on the shared int8 QDQ export: the int8 graph itself
+(ONNX Runtime's CPU kernels run its quantise/dequantise pairs slower than plain fp32), which is
+converted once into an fp32 graph cached under ``artifacts/detectors/``, and ultralytics'
+per-call overhead. Letterbox, NMS and keypoint decoding are a few lines of numpy and OpenCV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+LETTERBOX_FILL = 114  # ultralytics' grey padding
+
+
+def _dequantized(initializer, scale, zero_point, axis: int) -> np.ndarray:
+    from onnx import numpy_helper
+
+    x = numpy_helper.to_array(initializer).astype(np.float32)
+    s = numpy_helper.to_array(scale).astype(np.float32)
+    z = numpy_helper.to_array(zero_point).astype(np.float32) if zero_point is not None else np.zeros_like(s)
+    if s.ndim == 1 and s.size > 1:  # per-channel along ``axis``
+        shape = [1] * x.ndim
+        shape[axis] = s.size
+        s, z = s.reshape(shape), z.reshape(shape)
+    return (x - z) * s
+
+
+def dequantize_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write an fp32 copy of a QDQ-quantised ONNX model: quantised weights are dequantised
+    into float initializers, and activation quantise/dequantise pairs are removed (they only
+    round values; the fp32 graph keeps the trained weights exactly as the int8 graph sees them)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    rename: dict[str, str] = {}  # tensor -> what replaces it
+    keep, new_inits = [], []
+    producers = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            zero = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            value = _dequantized(inits[node.input[0]], inits[node.input[1]], zero, axis)
+            new_inits.append(numpy_helper.from_array(value, node.output[0]))
+        elif node.op_type == "DequantizeLinear" and producers.get(node.input[0]) is not None \
+                and producers[node.input[0]].op_type == "QuantizeLinear":
+            rename[node.output[0]] = producers[node.input[0]].input[0]
+        elif node.op_type == "QuantizeLinear":
+            continue  # its consumers were DequantizeLinear nodes, rewired above
+        else:
+            keep.append(node)
+
+    def resolve(name: str) -> str:
+        while name in rename:
+            name = rename[name]
+        return name
+
+    for node in keep:
+        for i, name in enumerate(node.input):
+            node.input[i] = resolve(name)
+    for output in graph.output:
+        output.name = resolve(output.name)
+    used = {name for node in keep for name in node.input}
+    kept_inits = [t for t in graph.initializer if t.name in used] + [t for t in new_inits if t.name in used]
+    del graph.node[:]
+    graph.node.extend(keep)
+    del graph.initializer[:]
+    graph.initializer.extend(kept_inits)
+    del graph.value_info[:]
+    onnx.checker.check_model(model)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, dst)
+    return dst
+
+
+def is_quantized(path: str | os.PathLike) -> bool:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(node.op_type == "DequantizeLinear" for node in model.graph.node)
+
+
+def fp32_detector(path: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
+    """``path`` itself when it is already fp32, else its cached fp32 conversion (made once)."""
+    path = Path(path)
+    if not is_quantized(path):
+        return path
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    cached = Path(cache_dir) / f"{path.stem}-{digest}-fp32.onnx"
+    if not cached.exists():
+        log.info("converting quantised detector %s to fp32 (once): %s", path, cached)
+        dequantize_onnx(path, cached)
+    return cached
+
+
+def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """``[1,3,size,size]`` float32 input in [0,1] (aspect kept, grey padding), the scale and
+    the padding ``(left, top)`` to map detections back to the image."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(size / h, size / w)
+    nh, nw = round(h * scale), round(w * scale)
+    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (h, w) else rgb
+    top, left = (size - nh) // 2, (size - nw) // 2
+    canvas = np.full((size, size, 3), LETTERBOX_FILL, np.uint8)
+    canvas[top : top + nh, left : left + nw] = resized
+    tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32) * (1.0 / 255.0)
+    return tensor, scale, (left, top)
+
+
+def decode(output: np.ndarray, confidence: float, max_people: int, scale: float, pad: tuple[float, float],
+           iou: float = 0.7):
+    """YOLO-pose output ``[1,56,N]`` (box cx cy w h, person score, 17 x (x, y, conf)) -> boxes
+    ``[P,4]`` xyxy, scores ``[P]``, keypoints ``[P,17,3]`` in image pixels, best first."""
+    import cv2
+
+    pred = output[0].T  # [N,56]
+    keep = pred[:, 4] >= confidence
+    pred = pred[keep]
+    if len(pred) == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 17, 3), np.float32)
+    cx, cy, bw, bh = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1)
+    # Class-agnostic NMS over every candidate (OpenCV's top_k would cut candidates before suppression).
+    chosen = cv2.dnn.NMSBoxes(np.stack([boxes[:, 0], boxes[:, 1], bw, bh], -1).tolist(), pred[:, 4].tolist(),
+                              confidence, iou)
+    chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)[:max_people]
+    offset = np.array([pad[0], pad[1]], np.float32)
+    boxes = (boxes[chosen].reshape(-1, 2, 2) - offset) / scale
+    keypoints = pred[chosen, 5:].reshape(-1, 17, 3).copy()
+    keypoints[..., :2] = (keypoints[..., :2] - offset) / scale
+    scores = pred[chosen, 4]
+    order = np.argsort(-scores)
+    return boxes.reshape(-1, 4)[order].astype(np.float32), scores[order].astype(np.float32), keypoints[order]
+
+
+class OnnxPoseDetector:
+    """A YOLO-pose ``.onnx`` run by ONNX Runtime, fp32, without ultralytics in the loop."""
+
+    def __init__(self, path: str | os.PathLike, confidence: float = 0.3, max_people: int = 20, threads: int = 0,
+                 cache_dir: str | os.PathLike | None = None) -> None:
+        import onnxruntime as ort
+
+        from key2mesh.paths import artifacts_dir
+
+        source = Path(path)
+        model = fp32_detector(source, cache_dir or artifacts_dir() / "detectors")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        shape = self.session.get_inputs()[0].shape
+        if not (isinstance(shape[2], int) and shape[2] == shape[3]):
+            raise ValueError(f"{source}: expected a fixed square input, got {shape}")
+        self.image_size = int(shape[2])
+        self.input_name = self.session.get_inputs()[0].name
+        self.path, self.model = str(source), model
+        self.confidence, self.max_people = confidence, max_people
+        self.description = f"ONNX Runtime {'fp32 conversion of ' if model != source else ''}{source.name}, " \
+                            f"{self.image_size}x{self.image_size}, {options.intra_op_num_threads} threads"
+
+    def raw(self, rgb: np.ndarray):
+        tensor, scale, pad = letterbox(rgb, self.image_size)
+        output = self.session.run(None, {self.input_name: tensor})[0]
+        return decode(output, self.confidence, self.max_people + 1, scale, pad)
