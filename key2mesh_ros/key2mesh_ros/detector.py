@@ -59,11 +59,7 @@ class PoseDetector:
         if runtime == "onnxruntime" or (runtime == "auto" and path.endswith(".onnx")):
             from key2mesh_ros.onnx_detector import OnnxPoseDetector
 
-            self._onnx = OnnxPoseDetector(path, confidence, max_people, threads)
-            if image_size != self._onnx.image_size:
-                log.warning("detector_image_size %d ignored: %s has a fixed %d input (re-export it at another "
-                            "size with ultralytics: yolo export model=yolo11n-pose.pt format=onnx imgsz=%d)",
-                            image_size, path, self._onnx.image_size, image_size)
+            self._onnx = OnnxPoseDetector(path, confidence, max_people, threads, image_size=image_size)
             self.image_size = self._onnx.image_size
             self.description = self._onnx.description
             return

@@ -85,23 +85,91 @@ def dequantize_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
-def is_quantized(path: str | os.PathLike) -> bool:
+STRIDES = (8, 16, 32)
+
+
+def _anchors(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """YOLO grid cell centres ``[2,N]`` (x, y) and their strides ``[N]`` for a ``size`` input,
+    in the head's order: stride 8 first, rows of x within each level."""
+    points, strides = [], []
+    for stride in STRIDES:
+        cells = size // stride
+        y, x = np.meshgrid(np.arange(cells) + 0.5, np.arange(cells) + 0.5, indexing="ij")
+        points.append(np.stack([x.reshape(-1), y.reshape(-1)]))
+        strides.append(np.full(cells * cells, float(stride)))
+    return np.concatenate(points, 1).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+
+def exact_head_for_size(model, size: int, trained_size: int = 640) -> None:
+    """Rewrite, in place, the constants of a YOLO pose head that depend on the input size: the
+    grid cell centres and strides that decode boxes and keypoints (exact values: the int8 export
+    had quantised them, moving keypoints by up to a few pixels), the flattened anchor count in
+    reshapes, and the stride-32 attention block's grid. ``size`` must be a multiple of 32."""
+    from onnx import numpy_helper
+
+    if size % 32:
+        raise ValueError(f"detector input size must be a multiple of 32, got {size}")
+    old_count = sum((trained_size // s) ** 2 for s in STRIDES)
+    old_cells, cells = trained_size // 32, size // 32
+    count = sum((size // s) ** 2 for s in STRIDES)
+    centres, strides = _anchors(size)
+    graph = model.graph
+    reshape_shapes = {node.input[1] for node in graph.node if node.op_type == "Reshape"}
+    for index, tensor in enumerate(graph.initializer):
+        value = numpy_helper.to_array(tensor)
+        replacement = None
+        if tensor.name in reshape_shapes and value.dtype == np.int64:
+            shape = value.copy()
+            shape[shape == old_count] = count
+            shape[shape == old_cells * old_cells] = cells * cells
+            if shape.size == 4 and shape[2] == old_cells and shape[3] == old_cells:
+                shape[2:] = cells
+            replacement = shape
+        elif value.ndim and value.shape[-1] == old_count and value.dtype == np.float32:
+            if value.shape == (1, 2, old_count):  # cell centres
+                replacement = centres[None]
+            elif value.shape == (2, old_count):  # keypoints decode from the cell corner: centres - 0.5
+                replacement = centres - 0.5
+            elif value.shape == (1, old_count):  # strides
+                replacement = strides[None]
+        if replacement is not None:
+            graph.initializer[index].CopyFrom(numpy_helper.from_array(replacement.astype(value.dtype), tensor.name))
+    dims = graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = dims[3].dim_value = size
+    graph.output[0].type.tensor_type.shape.dim[2].dim_value = count
+    del graph.value_info[:]
+
+
+def prepared_detector(path: str | os.PathLike, cache_dir: str | os.PathLike, size: int | None = None) -> Path:
+    """The graph to run for ``path`` at input ``size`` (None: its own), made once and cached:
+    a quantised graph becomes fp32 (``dequantize_onnx``), and the head's size-dependent
+    constants are made exact for ``size`` (``exact_head_for_size``). An fp32 graph at its own
+    size is used as it is."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    return any(node.op_type == "DequantizeLinear" for node in model.graph.node)
-
-
-def fp32_detector(path: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
-    """``path`` itself when it is already fp32, else its cached fp32 conversion (made once)."""
     path = Path(path)
-    if not is_quantized(path):
+    model = onnx.load(str(path), load_external_data=False)
+    own = model.graph.input[0].type.tensor_type.shape.dim[2].dim_value
+    size = size or own
+    quantized = any(node.op_type == "DequantizeLinear" for node in model.graph.node)
+    if not quantized and size == own:
         return path
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    cached = Path(cache_dir) / f"{path.stem}-{digest}-fp32.onnx"
-    if not cached.exists():
-        log.info("converting quantised detector %s to fp32 (once): %s", path, cached)
-        dequantize_onnx(path, cached)
+    cached = Path(cache_dir) / f"{path.stem}-{digest}-fp32-{size}.onnx"
+    if cached.exists():
+        return cached
+    log.info("preparing detector %s for ONNX Runtime at %d px (once): %s", path, size, cached)
+    fp32 = cached.with_name(cached.stem + ".fp32.tmp.onnx")
+    try:
+        dequantize_onnx(path, fp32) if quantized else fp32.write_bytes(path.read_bytes())
+        model = onnx.load(str(fp32))
+        exact_head_for_size(model, size, trained_size=own)
+        onnx.checker.check_model(model)
+        tmp = cached.with_name(cached.name + ".tmp")
+        onnx.save(model, str(tmp))
+        os.replace(tmp, cached)
+    finally:
+        fp32.unlink(missing_ok=True)
     return cached
 
 
@@ -151,13 +219,13 @@ class OnnxPoseDetector:
     """A YOLO-pose ``.onnx`` run by ONNX Runtime, fp32, without ultralytics in the loop."""
 
     def __init__(self, path: str | os.PathLike, confidence: float = 0.3, max_people: int = 20, threads: int = 0,
-                 cache_dir: str | os.PathLike | None = None) -> None:
+                 image_size: int | None = None, cache_dir: str | os.PathLike | None = None) -> None:
         import onnxruntime as ort
 
         from key2mesh.paths import artifacts_dir
 
         source = Path(path)
-        model = fp32_detector(source, cache_dir or artifacts_dir() / "detectors")
+        model = prepared_detector(source, cache_dir or artifacts_dir() / "detectors", image_size)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -170,7 +238,7 @@ class OnnxPoseDetector:
         self.input_name = self.session.get_inputs()[0].name
         self.path, self.model = str(source), model
         self.confidence, self.max_people = confidence, max_people
-        self.description = f"ONNX Runtime {'fp32 conversion of ' if model != source else ''}{source.name}, " \
+        self.description = f"ONNX Runtime, {'fp32 graph prepared from ' if model != source else ''}{source.name}, " \
                             f"{self.image_size}x{self.image_size}, {options.intra_op_num_threads} threads"
 
     def raw(self, rgb: np.ndarray):
