@@ -27,7 +27,7 @@ from key2mesh.keypoints import normalize_keypoints, visible_mask
 from key2mesh.network import Key2MeshNet
 from key2mesh_train.config import TrainConfig, config_to_dict
 from key2mesh_train.critic import Critic, domain_accuracy, gradient_penalty
-from key2mesh_train.interruption import StopRequests, TrainingInterrupted
+from key2mesh_train.interruption import CleanStop, StopRequests, TrainingInterrupted
 from key2mesh_train.losses import pretrain_losses, reprojection_loss
 from key2mesh_train.pretrain import TrainingData, prepare_data, sample_batch
 from key2mesh_train.synthetic import synthesize
@@ -155,6 +155,7 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
         return record
 
     done = start
+    saved = start if resume and partial.exists() else None  # the step of the partial state on disk
     bar = tqdm(total=total, initial=start, desc="adapt", unit="step", disable=not progress)
     try:
         with StopRequests() as stop:
@@ -172,7 +173,7 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
                 warm_done = True
             while done < total:
                 if stop.requested:
-                    raise KeyboardInterrupt(stop.requested)
+                    raise CleanStop(stop.requested)
                 epoch, step_in_epoch = divmod(done, cfg.steps_per_epoch)
                 if step_in_epoch == 0:
                     sums = dict.fromkeys(("critic", "reprojection", "domain", "feature", "source"), 0.0)
@@ -186,12 +187,15 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
                                     reproj=f"{sums['reprojection']:.4f}")
                     if done < total:
                         save_partial(done)
+                        saved = done
     except KeyboardInterrupt as err:
         bar.close()
-        if not warm_done:  # stopped inside the warm start (a second Ctrl-C): nothing worth keeping yet
+        if isinstance(err, CleanStop):  # between two steps: the state is whole
+            save_partial(done)
+            saved = done
+        if saved is None:  # nothing worth keeping yet (e.g. a second Ctrl-C in the warm start)
             raise
-        save_partial(done)
-        raise TrainingInterrupted(partial, done, "key2mesh-train adapt") from err
+        raise TrainingInterrupted(partial, saved, "key2mesh-train adapt") from err
     bar.close()
     save_checkpoint(out, target, meta={"stage": "adapt", "step": total, "steps_planned": total, "finished": True,
                                        "source": str(source_checkpoint), "history": history,

@@ -41,3 +41,9 @@ class StopRequests:
     def __exit__(self, *exc) -> None:
         for s, h in self._previous.items():
             signal.signal(s, h)
+
+
+class CleanStop(KeyboardInterrupt):
+    """Raised by a run itself between two steps once a stop was requested: its state is
+    whole there and may be saved. Any other KeyboardInterrupt (a second Ctrl-C) can come
+    mid-step, and the run then keeps its last saved state instead."""

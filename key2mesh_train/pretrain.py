@@ -24,7 +24,7 @@ from key2mesh.checkpoint import load_checkpoint, partial_path, run_progress, sav
 from key2mesh.lbs import SkinnedBody
 from key2mesh.network import Key2MeshNet
 from key2mesh_train.config import TrainConfig, config_to_dict
-from key2mesh_train.interruption import StopRequests, TrainingInterrupted
+from key2mesh_train.interruption import CleanStop, StopRequests, TrainingInterrupted
 from key2mesh_train.losses import pretrain_losses
 from key2mesh_train.mocap.dataset import PoseBank, load_pose_bank
 from key2mesh_train.synthetic import augment_poses, synthesize
@@ -159,6 +159,7 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
         save_checkpoint(path, network, meta=meta, extra_state=extra)
 
     done = start  # steps completed
+    saved = start if source == partial else None  # the step of the partial state on disk
     try:
         with StopRequests() as stop:
             for step in bar:
@@ -180,13 +181,18 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
                     history.append({"step": step, **record})
                     bar.set_postfix(loss=f"{record['total']:.4f}", joints_l1=f"{record['joints3d'] * 1000:.0f}mm")
                 if stop.requested:
-                    raise KeyboardInterrupt(stop.requested)
+                    raise CleanStop(stop.requested)
                 if done % cfg.checkpoint_every == 0 and done < cfg.steps:
                     save(partial, done, finished=False)
+                    saved = done
     except KeyboardInterrupt as err:
         bar.close()
-        save(partial, done, finished=False)
-        raise TrainingInterrupted(partial, done, "key2mesh-train pretrain") from err
+        if isinstance(err, CleanStop):
+            save(partial, done, finished=False)
+            saved = done
+        if saved is None:
+            raise
+        raise TrainingInterrupted(partial, saved, "key2mesh-train pretrain") from err
     save(checkpoint, cfg.steps, finished=True)
     if rank == 0:
         partial.unlink(missing_ok=True)

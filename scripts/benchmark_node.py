@@ -25,6 +25,9 @@ def main() -> int:
     parser.add_argument("--photo", choices=("bus", "zidane", "astronaut"), default="bus")
     parser.add_argument("--onnx", default="", help="fused graph ('' = the node's default: the shipped model or yours)")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--detector-runtime", default="auto", choices=("auto", "onnxruntime", "ultralytics"),
+                        help="ultralytics: the path before the ONNX Runtime one, for a before/after figure")
+    parser.add_argument("--detector-size", type=int, default=640, help="detector input size (multiple of 32)")
     args = parser.parse_args()
 
     from key2mesh_ros.ros_environment import configure_ros_environment
@@ -42,7 +45,8 @@ def main() -> int:
     from key2mesh_msgs.msg import HumanMeshArray
 
     out_dir = artifacts_dir() / "benchmark_node"
-    params = write_params(out_dir / "params.yaml", onnx_model=args.onnx, backend=args.backend, stats_period_s=1.0)
+    params = write_params(out_dir / "params.yaml", onnx_model=args.onnx, backend=args.backend, stats_period_s=1.0,
+                          detector_runtime=args.detector_runtime, detector_image_size=args.detector_size)
     rgb = demo_photos()[args.photo]
     rclpy.init()
     node = rclpy.create_node("key2mesh_benchmark")
