@@ -30,6 +30,8 @@ from key2mesh_train.mocap.bvh import BVHMotion, read_bvh
 from key2mesh_train.mocap.rigs import resolve_rig
 from key2mesh_train.mocap.sequence import TARGET_FPS, Z_UP_TO_Y_UP, MotionSequence
 
+# Part of the cache key: bump it when the retargeter's output changes, so stale caches are not reused.
+RETARGET_VERSION = b"rigs-v3"
 # Joints whose rotation is fixed by one bone: joint -> the place its bone points to.
 SINGLE_CHILD = {
     "left_hip": "left_knee", "right_hip": "right_knee", "left_knee": "left_ankle",
@@ -296,7 +298,3 @@ def load_bvh_cached(path: str | Path, rest_joints: np.ndarray, cache_dir: str | 
     cached.parent.mkdir(parents=True, exist_ok=True)
     seq.save_npz(cached)
     return seq
-
-
-# Part of the cache key: bump it when the retargeter's output changes, so stale caches are not reused.
-RETARGET_VERSION = b"rigs-v3"
