@@ -49,10 +49,8 @@ def default_model() -> tuple[Path, str]:
             notes.append(f"not using {own}: {err}")
     partial = partial_path(own)
     if partial.exists():
-        import torch
-
         try:
-            payload = torch.load(partial, map_location="cpu", weights_only=True)
+            _, payload = load_checkpoint(partial, allow_unfinished=True)
             done, planned, _ = run_progress(payload)
             notes.append(f"an unfinished pre-training run is at {partial} (step {done} of {planned}); "
                          "finish it with 'key2mesh-train pretrain --resume'")
