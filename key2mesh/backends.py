@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from key2mesh.export import INPUT_NAME, body_sidecar_path, build_engine, tensorrt_available
-from key2mesh.mesh_model import OUTPUT_NAMES
+from key2mesh.export import INPUT_NAME, body_sidecar_path
+from key2mesh.fused_graph import OUTPUT_NAMES
+from key2mesh.tensorrt_engine import build_engine, tensorrt_available
 
 log = logging.getLogger(__name__)
 BACKEND_ORDER = ("tensorrt", "onnxruntime", "torch")
@@ -49,7 +50,7 @@ class TorchBackend(Backend):
     def __init__(self, checkpoint: str | os.PathLike, body_model: str | os.PathLike | None = None) -> None:
         from key2mesh.body_model import load_skinned_body
         from key2mesh.checkpoint import load_checkpoint
-        from key2mesh.mesh_model import KeypointsToMesh
+        from key2mesh.fused_graph import KeypointsToMesh
 
         network, _ = load_checkpoint(checkpoint)
         self.body = load_skinned_body(body_model)

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from key2mesh.keypoints import COCO17_FACE_VERTEX_NAMES, NUM_BETAS, SMPL_PARENTS
+from key2mesh.paths import stand_in_body_model
 from key2mesh.safe_pickle import load_pickle, plain
 
-ASSETS_DIR = Path(__file__).resolve().parent / "assets"
-DEFAULT_BODY_MODEL = ASSETS_DIR / "k2m_anny_neutral.pkl"
+DEFAULT_BODY_MODEL = stand_in_body_model()
 BODY_MODEL_ENV = "KEY2MESH_BODY_MODEL"
 
 # Vertex ids of the face keypoints on the real SMPL mesh (same ids smplx uses for SMPL-H).
@@ -112,8 +112,8 @@ def load_smplx_model(path: str | os.PathLike | None = None):
 
 
 def load_skinned_body(path: str | os.PathLike | None = None):
-    """The exportable :class:`~key2mesh.lbs.SkinnedBody` for an SMPL-format file."""
-    from key2mesh.lbs import SkinnedBody
+    """The exportable :class:`~key2mesh.skinning.SkinnedBody` for an SMPL-format file."""
+    from key2mesh.skinning import SkinnedBody
 
     model = load_smplx_model(path)
     body = SkinnedBody(model, model.body_file.keypoint_vertex_ids)

@@ -1,8 +1,7 @@
-"""Export the fused keypoints-to-mesh graph: ONNX (canonical) and TensorRT engines.
+"""Export the fused keypoints-to-mesh graph to ONNX, the canonical artefact that travels.
 
-The ONNX file is the artefact that travels; a TensorRT engine is built from it on the
-machine that runs it (engines are tied to the TensorRT version and GPU), and cached under
-a name holding the TensorRT version, GPU name and ONNX hash so a stale engine is never used.
+A TensorRT engine is built from this file on the machine that runs it
+(:mod:`key2mesh.tensorrt_engine`).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +17,8 @@ import torch
 
 from key2mesh.body_model import load_skinned_body
 from key2mesh.checkpoint import load_checkpoint
+from key2mesh.fused_graph import OUTPUT_NAMES, KeypointsToMesh
 from key2mesh.keypoints import COCO17_NAMES, NUM_KEYPOINTS, SMPL_JOINT_NAMES
-from key2mesh.mesh_model import OUTPUT_NAMES, KeypointsToMesh
 
 log = logging.getLogger(__name__)
 INPUT_NAME = "keypoints"
@@ -34,6 +32,15 @@ def body_sidecar_path(onnx_path: str | os.PathLike) -> Path:
 
 def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike,
                 body_model: str | os.PathLike | None = None, opset: int = 17) -> Path:
+    """Write the fused graph (network + SMPL skinning) of ``checkpoint`` to ``out_path``.
+
+    The graph takes ``keypoints [B,17,3]`` (normalised COCO-17 x, y, confidence; B dynamic)
+    and returns the :data:`key2mesh.fused_graph.OUTPUT_NAMES`: ``betas [B,10]``, ``pose [B,72]``
+    (axis-angle), ``joints [B,24,3]``, ``keypoints3d [B,17,3]``, ``vertices [B,V,3]`` (body
+    frame, root-relative, metres). The faces and body-model name go to a ``.body.npz``
+    beside it, the checkpoint's SHA-256 into the graph's metadata (``ensure_onnx`` uses it
+    to rebuild a stale export). Written through a temporary file: never half a graph.
+    """
     network, payload = load_checkpoint(checkpoint)
     body = load_skinned_body(body_model)
     model = KeypointsToMesh(network, body).eval()
@@ -105,58 +112,3 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def tensorrt_available() -> tuple[bool, str]:
-    """(usable, reason). Never touches TensorRT unless a CUDA GPU is present."""
-    if not torch.cuda.is_available():
-        return False, "no CUDA GPU visible"
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError as err:
-        return False, f"tensorrt not installed ({err})"
-    return True, "ok"
-
-
-def engine_cache_path(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike, fp16: bool) -> Path:
-    import tensorrt as trt
-
-    gpu = re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name(0)).strip("-")
-    digest = file_sha256(onnx_path)[:16]
-    name = f"{Path(onnx_path).stem}-trt{trt.__version__}-{gpu}-{digest}{'-fp16' if fp16 else ''}.engine"
-    return Path(cache_dir) / name
-
-
-def build_engine(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, fp16: bool = False,
-                 max_batch: int = 64) -> Path:
-    """Build (or reuse from the cache) a TensorRT engine for ``onnx_path``."""
-    ok, reason = tensorrt_available()
-    if not ok:
-        raise RuntimeError(f"cannot build a TensorRT engine: {reason}")
-    import tensorrt as trt
-
-    cache_dir = Path(cache_dir or Path(onnx_path).parent / "engines")
-    path = engine_cache_path(onnx_path, cache_dir, fp16)
-    if path.exists():
-        log.info("reusing cached engine %s", path)
-        return path
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(Path(onnx_path).read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
-    config = builder.create_builder_config()
-    if fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-    profile = builder.create_optimization_profile()
-    profile.set_shape(INPUT_NAME, (1, NUM_KEYPOINTS, 3), (1, NUM_KEYPOINTS, 3), (max_batch, NUM_KEYPOINTS, 3))
-    config.add_optimization_profile(profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise RuntimeError("TensorRT engine build failed")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(serialized))
-    log.info("built TensorRT engine %s", path)
-    return path

@@ -13,12 +13,13 @@ PACKAGE = "key2mesh_ros"
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=[PACKAGE],
+    packages=[PACKAGE, f"{PACKAGE}.config"],
+    package_data={f"{PACKAGE}.config": ["*.yaml", "*.xml"]},  # found through importlib.resources (key2mesh.paths)
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/config", glob(f"{PACKAGE}/config/*.yaml") + glob(f"{PACKAGE}/config/*.xml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

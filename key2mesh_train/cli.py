@@ -49,8 +49,9 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from key2mesh.export import build_engine, export_onnx, tensorrt_available
+    from key2mesh.export import export_onnx
     from key2mesh.paths import exported_onnx
+    from key2mesh.tensorrt_engine import build_engine, tensorrt_available
 
     onnx_path = export_onnx(_model(args.checkpoint), args.out or exported_onnx(), args.body_model)
     print(f"onnx: {onnx_path}")
@@ -86,6 +87,9 @@ def cmd_benchmark(args) -> int:
         if not sep:
             raise ValueError(f"--compare {item!r} must look like NAME=PATH")
         checkpoints[f"Key2Mesh, {name}"] = path
+    from key2mesh.paths import plot
+
+    args.plot = str(plot("benchmark.png")) if args.plot is None else args.plot or None
     result = run_benchmark(_config(args), checkpoints, people=args.people, smplify_people=args.smplify_people,
                            plot=args.plot)
     print(f"held-out subjects {', '.join(result['subjects'])}; {result['people']} people, detector-like 2D noise")
@@ -110,22 +114,27 @@ def cmd_latency(args) -> int:
 
 
 def cmd_adapt(args) -> int:
-    from key2mesh_train.adapt import adapt_from_source
+    from key2mesh_train.adaptation.adapt import adapt_to_recording
 
     config = _config(args)
-    result = adapt_from_source(config, _model(args.checkpoint), bag=args.bag, topic=args.topic, images=args.images,
-                               keypoints=args.keypoints, detector=args.detector, out=args.out,
-                               onnx_out=args.onnx_out, resume=args.resume)
+    out = Path(args.out or config.adapt.checkpoint)
+    onnx_out = out.with_suffix(".onnx") if args.onnx_out is None else args.onnx_out or None
+    result = adapt_to_recording(config, _model(args.checkpoint), bag=args.bag, topic=args.topic, images=args.images,
+                                keypoints=args.keypoints, detector=args.detector, out=out,
+                                onnx_out=onnx_out, resume=args.resume)
     print(json.dumps(result, indent=2))
     return 0
 
 
 def cmd_adapt_benchmark(args) -> int:
-    from key2mesh_train.adaptation_benchmark import format_summary, run_adaptation_benchmark
+    from key2mesh.paths import adapt_benchmark_checkpoint, plot
+    from key2mesh_train.adaptation.benchmark import format_summary, run_adaptation_benchmark
 
-    summary = run_adaptation_benchmark(_config(args), _model(args.checkpoint), args.out, adapt_people=args.adapt_people,
-                                       test_people=args.test_people, plot=args.plot, domain=args.domain,
-                                       detector_path=args.detector, camera_tilt_deg=args.camera_tilt)
+    summary = run_adaptation_benchmark(_config(args), _model(args.checkpoint), args.out or adapt_benchmark_checkpoint(),
+                                       adapt_people=args.adapt_people, test_people=args.test_people,
+                                       plot=plot("adaptation.png") if args.plot is None else args.plot or None,
+                                       domain=args.domain, detector_path=args.detector,
+                                       camera_tilt_deg=args.camera_tilt, resume=args.resume)
     print(format_summary(summary))
     if args.plot:
         print(f"plot: {args.plot}")
@@ -147,9 +156,10 @@ def cmd_ship(args) -> int:
 
 def cmd_show_mocap(args) -> int:
     from key2mesh.body_model import load_skinned_body
+    from key2mesh.paths import plot
     from key2mesh_train.mocap.contact_sheet import draw_contact_sheet
 
-    out = args.out or f"artifacts/mocap/{Path(args.file).stem}.png"
+    out = args.out or plot(f"mocap/{Path(args.file).stem}.png")
     report = draw_contact_sheet(args.file, load_skinned_body(args.body_model), out, columns=args.frames)
     print(json.dumps(report.as_dict(), indent=2))
     print(f"contact sheet: {out}")
@@ -209,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another checkpoint scored on the same inputs, e.g. procedural=artifacts/key2mesh_procedural.pt")
     p.add_argument("--people", type=int, default=1024)
     p.add_argument("--smplify-people", type=int, default=64)
-    p.add_argument("--plot", default="artifacts/benchmark.png")
+    p.add_argument("--plot", default=None, help="figure path (default: artifacts/benchmark.png; '' for none)")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("latency", help="per-backend latency (batch 1/5/64) and speed-up vs optimisation")
@@ -231,8 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--keypoints", help=".npy/.npz of COCO-17 pixel keypoints [N,17,3]")
     p.add_argument("--topic", default="/camera/image_raw", help="image topic in the bag")
     p.add_argument("--detector", default=None, help="YOLO-pose model (.pt/.onnx/.engine); default: shared model")
-    p.add_argument("--out", default="artifacts/key2mesh_adapted.pt")
-    p.add_argument("--onnx-out", default="artifacts/key2mesh_adapted.onnx", help="export the adapted model here ('' to skip)")
+    p.add_argument("--out", default=None, help="adapted checkpoint (default: adapt.checkpoint in the config, "
+                   "artifacts/key2mesh_adapted.pt)")
+    p.add_argument("--onnx-out", default=None, help="export the adapted model here (default: beside --out; '' to skip)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted adaptation")
     p.set_defaults(func=cmd_adapt)
 
@@ -240,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "target domain whose 3D ground truth is withheld")
     _add_config(p)
     p.add_argument("--checkpoint", default=None, help="pre-trained source " + MODEL_HELP)
-    p.add_argument("--out", default="artifacts/key2mesh_adapted_benchmark.pt",
-                   help="where the adapted model is written (default: %(default)s)")
+    p.add_argument("--out", default=None,
+                   help="where the adapted model is written (default: artifacts/key2mesh_adapted_benchmark.pt)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted adaptation stage")
     p.add_argument("--domain", choices=("auto", "detector", "synthetic"), default="auto",
                    help="detector: render held-out bodies and read them with the real YOLO-pose detector "
                    "(cached; ~0.2 s a body on a CPU); synthetic: modelled detector biases; "
@@ -252,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "a robot's head camera may look down 30 or more). Default: %(default)s")
     p.add_argument("--adapt-people", type=int, default=2048, help="unlabelled target people used for adaptation")
     p.add_argument("--test-people", type=int, default=1024, help="separate target people scored against 3D truth")
-    p.add_argument("--plot", default="artifacts/adaptation.png",
-                   help="error and critic accuracy by stage, with the labelled reference (default: %(default)s)")
+    p.add_argument("--plot", default=None, help="error and critic accuracy by stage, with the labelled reference "
+                   "(default: artifacts/adaptation.png; '' for none)")
     p.set_defaults(func=cmd_adapt_benchmark)
     return parser
 

@@ -6,24 +6,27 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from key2mesh import paths
 from key2mesh.network import NetworkConfig
+from key2mesh_train.keypoint_noise import DetectorNoise
 from key2mesh_train.losses import LossWeights
-from key2mesh_train.synthetic import DetectorNoise, SyntheticConfig
+from key2mesh_train.synthetic import SyntheticConfig
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(str(resources.files("key2mesh_train") / "configs"))
 
 
 @dataclass
 class DataConfig:
     # MoCap roots (AMASS .npz and CMU .bvh, searched recursively). Missing roots are
     # skipped; if nothing is found, procedural motion is generated under cache_dir.
-    mocap: list[str] = field(default_factory=lambda: ["../shared/mocap/cmu"])
-    cache_dir: str = "artifacts/cache"
+    mocap: list[str] = field(default_factory=lambda: [str(paths.shared_mocap())])
+    cache_dir: str = field(default_factory=lambda: str(paths.mocap_cache()))
     procedural_sequences: int = 180
     frame_stride: int = 2
     held_out_fraction: float = 0.2
@@ -40,7 +43,10 @@ class PretrainConfig:
     lr: float = 1e-3
     lr_decay_at: float = 0.7  # fraction of steps after which lr drops 10x
     seed: int = 0
-    checkpoint: str = "artifacts/key2mesh_pretrained.pt"
+    checkpoint: str = field(default_factory=lambda: str(paths.trained_checkpoint()))
+    # Fine-tuning: start from these weights (a finished checkpoint, e.g. the shipped model) with
+    # a fresh optimiser; the network is built from `network:` here, so dropout may differ.
+    init_from: str | None = None
     checkpoint_every: int = 500
     log_every: int = 50
     num_threads: int = 0  # 0: torch default
@@ -59,10 +65,10 @@ class AdaptConfig:
     w_feature: float = 20.0
     w_source: float = 1.0  # supervised MoCap loss keeps the head's input distribution sane
     # Beyond the paper: supervised steps on MoCap carrying the target's own detection noise
-    # (key2mesh_train/target_noise.py) before the adversarial stage; 0 runs the recipe alone.
+    # (key2mesh_train/adaptation/warm_start.py) before the adversarial stage; 0 runs the recipe alone.
     warm_start_steps: int = 300
     seed: int = 0
-    checkpoint: str = "artifacts/key2mesh_adapted.pt"
+    checkpoint: str = field(default_factory=lambda: str(paths.adapted_checkpoint()))
 
 
 @dataclass

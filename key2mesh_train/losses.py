@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from key2mesh.keypoints import COCO17_WEIGHTS, SMPL_JOINT_WEIGHTS
-from key2mesh.lbs import SkinnedBody
 from key2mesh.projection import fit_weak_perspective
+from key2mesh.skinning import SkinnedBody
 
 
 @dataclass

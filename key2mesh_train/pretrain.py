@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from key2mesh.body_model import load_skinned_body
 from key2mesh.checkpoint import load_checkpoint, partial_path, run_progress, save_checkpoint
-from key2mesh.lbs import SkinnedBody
 from key2mesh.network import Key2MeshNet
+from key2mesh.skinning import SkinnedBody
 from key2mesh_train.config import TrainConfig, config_to_dict
 from key2mesh_train.interruption import CleanStop, StopRequests, TrainingInterrupted
 from key2mesh_train.losses import pretrain_losses
@@ -129,6 +129,14 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
             if payload["meta"].get(key, value) != value:
                 log.warning("resuming %s with different %s than it was started with", source, key.split("_")[0])
         log.info("resumed from %s at step %d of %d", source, start, cfg.steps)
+    elif cfg.init_from:
+        initial, _ = load_checkpoint(cfg.init_from)
+        try:
+            network.load_state_dict(initial.state_dict())
+        except RuntimeError as err:
+            raise ValueError(f"pretrain.init_from {cfg.init_from}: its layers do not match network: "
+                             f"in this config ({err})") from err
+        log.info("fine-tuning from %s", cfg.init_from)
     network.to(device).train()
     model = network
     if world > 1:

@@ -6,79 +6,23 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 
 from key2mesh.keypoints import (
-    COCO17_FACE_VERTEX_NAMES,
     NUM_KEYPOINTS,
     SMPL_FLIP,
     normalization_box,
     normalize_keypoints,
 )
-from key2mesh.lbs import SkinnedBody
 from key2mesh.projection import project_pinhole
 from key2mesh.rotations import euler_to_matrix
+from key2mesh.skinning import SkinnedBody
+from key2mesh_train.keypoint_noise import DetectorNoise, KeypointNoise
 
 # Body frame (Y-up, facing +Z) -> OpenCV camera frame (x right, y down, z forward) for a
 # camera looking at the body's front.
 BODY_TO_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
-
-
-class KeypointNoise(Protocol):
-    """How a detector corrupts clean projections: pixel keypoints ``[B,17,2]`` and
-    confidences ``[B,17]`` in, corrupted ones out."""
-
-    def apply(self, points: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        ...
-
-
-@dataclass
-class DetectorNoise:
-    """Detector-like corruption of clean projections, all relative to person height.
-
-    Systematic per-keypoint offsets model how a detector's joint definitions differ from the
-    body model's (e.g. COCO hips sit higher and wider than SMPL hip joints); confidence
-    patterns and misses model self-occlusion. Used for held-out benchmarks and to build a
-    *target domain* for adaptation; never seen by pre-training unless asked for.
-    """
-
-    sigma: float = 0.01
-    hip_raise: float = 0.0
-    hip_widen: float = 0.0
-    shoulder_raise: float = 0.0
-    ankle_drop: float = 0.0
-    face_shift: float = 0.0
-    miss_prob: float = 0.0
-    low_conf_prob: float = 0.0
-
-    def apply(self, points: torch.Tensor, conf: torch.Tensor, gen: torch.Generator,
-              strength: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Corrupt pixel keypoints ``[B,17,2]`` and confidences ``[B,17]``; ``strength [B]``
-        scales the offsets and noise per person (default 1)."""
-        height = (points[..., 1].amax(-1) - points[..., 1].amin(-1)).clamp_min(10.0)[:, None]
-        if strength is not None:
-            height = height * strength[:, None]
-        points = points.clone()
-        conf = conf.clone()
-        hips, shoulders, ankles = [11, 12], [5, 6], [15, 16]
-        face = list(range(len(COCO17_FACE_VERTEX_NAMES)))
-        points[:, hips, 1] -= self.hip_raise * height
-        widen = (points[:, 11, 0] - points[:, 12, 0])[:, None] * self.hip_widen * torch.tensor([1.0, -1.0])
-        if strength is not None:
-            widen = widen * strength[:, None]
-        points[:, hips, 0] += widen
-        points[:, shoulders, 1] -= self.shoulder_raise * height
-        points[:, ankles, 1] += self.ankle_drop * height
-        points[:, face, 1] -= self.face_shift * height
-        points = points + self.sigma * height[..., None] * torch.randn(points.shape, generator=gen)
-        if self.low_conf_prob > 0:
-            low = torch.rand(conf.shape, generator=gen) < self.low_conf_prob
-            conf = torch.where(low, 0.15 + 0.25 * torch.rand(conf.shape, generator=gen), conf)
-        if self.miss_prob > 0:
-            conf = torch.where(torch.rand(conf.shape, generator=gen) < self.miss_prob, torch.zeros_like(conf), conf)
-        return points, conf
 
 
 @dataclass

@@ -39,10 +39,12 @@ def agreement(reference, other) -> float:
 
 def main() -> int:
     from key2mesh_ros.demo_data import demo_photos
-    from key2mesh_ros.detector import PoseDetector, default_detector_path
+
+    from key2mesh.detector import PoseDetector
+    from key2mesh.paths import default_detector
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=default_detector_path())
+    parser.add_argument("--model", default=default_detector())
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--sizes", type=int, nargs="*", default=[480, 416, 320],
                         help="smaller detector input sizes to compare (multiples of 32)")

@@ -35,7 +35,7 @@ def main() -> int:
     configure_ros_environment(localhost_only=True)
     import rclpy
     from key2mesh_ros.demo_data import demo_photos
-    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.image_encoding import rgb_to_image
     from key2mesh_ros.node_process import NodeProcess, wait_for, write_params
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image

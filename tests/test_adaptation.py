@@ -4,10 +4,11 @@ import torch
 from conftest import YOLO_ONNX
 
 from key2mesh.checkpoint import load_checkpoint
-from key2mesh_train.adapt import adapt, target_tensors
-from key2mesh_train.adaptation_benchmark import TARGET_NOISE, make_target_domain
+from key2mesh_train.adaptation.adapt import adapt, target_tensors
+from key2mesh_train.adaptation.benchmark import make_target_domain
+from key2mesh_train.adaptation.critic import Critic, domain_accuracy, gradient_penalty
 from key2mesh_train.config import load_config
-from key2mesh_train.critic import Critic, domain_accuracy, gradient_penalty
+from key2mesh_train.keypoint_noise import MODELLED_TARGET_BIAS
 
 
 def test_critic_shape_and_penalty():
@@ -121,12 +122,12 @@ def test_adaptation_fits_the_target_detections(tiny_config, tiny_checkpoint, tmp
     result = adapt(config, tiny_checkpoint, target_px, tmp_path / "a.pt", progress=False)
     after = fit(load_checkpoint(tmp_path / "a.pt")[0])
     assert after < 0.9 * before, f"reprojection fit {before:.4f} -> {after:.4f}"
-    assert TARGET_NOISE.hip_widen > 0 and len(result["history"]) == 2
+    assert MODELLED_TARGET_BIAS.hip_widen > 0 and len(result["history"]) == 2
 
 
 def test_adapt_cli_input_errors(tiny_checkpoint, tmp_path, capsys):
-    from key2mesh_ros.bag_io import write_bag
-    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.bag_transport import write_bag
+    from key2mesh_ros.image_encoding import rgb_to_image
 
     from key2mesh_train.cli import main
 
@@ -151,11 +152,11 @@ def test_adapt_cli_input_errors(tiny_checkpoint, tmp_path, capsys):
 def test_adapt_from_a_real_bag_end_to_end(tiny_config, tiny_checkpoint, tmp_path):
     from key2mesh_ros.demo_data import build_demo_bag
 
-    from key2mesh_train.adapt import adapt_from_source
+    from key2mesh_train.adaptation.adapt import adapt_to_recording
 
     bag = build_demo_bag(tmp_path / "robot_bag", repeats=1, storage="sqlite3")
     config = load_config("tiny.yaml", [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]"])
-    result = adapt_from_source(config, tiny_checkpoint, bag=str(bag), out=tmp_path / "robot.pt",
+    result = adapt_to_recording(config, tiny_checkpoint, bag=str(bag), out=tmp_path / "robot.pt",
                                onnx_out=str(tmp_path / "robot.onnx"))
     assert result["target_people"] == 7  # bus 4 + zidane 2 + astronaut 1
     assert (tmp_path / "robot.onnx").exists() and (tmp_path / "robot.pt").exists()

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from key2mesh.body_model import DEFAULT_BODY_MODEL, load_skinned_body, load_smplx_model, read_body_model_file
-from key2mesh.lbs import SkinnedBody
 from key2mesh.rotations import axis_angle_to_matrix
+from key2mesh.skinning import SkinnedBody
 
 
 def test_stand_in_body_is_smpl_format():

@@ -28,7 +28,7 @@ def _keypoint_error(reference, other) -> list[float]:
 
 
 def test_onnxruntime_path_finds_what_ultralytics_finds(photos, tmp_path, monkeypatch):
-    from key2mesh_ros.detector import PoseDetector
+    from key2mesh.detector import PoseDetector
 
     monkeypatch.setenv("KEY2MESH_ARTIFACTS", str(tmp_path))
     reference = PoseDetector(str(YOLO_ONNX), runtime="ultralytics")
@@ -44,7 +44,7 @@ def test_onnxruntime_path_finds_what_ultralytics_finds(photos, tmp_path, monkeyp
 
 
 def test_smaller_input_sizes_really_run_smaller(photos, tmp_path, monkeypatch):
-    from key2mesh_ros.detector import PoseDetector
+    from key2mesh.detector import PoseDetector
 
     monkeypatch.setenv("KEY2MESH_ARTIFACTS", str(tmp_path))
     full = PoseDetector(str(YOLO_ONNX))
@@ -59,7 +59,7 @@ def test_smaller_input_sizes_really_run_smaller(photos, tmp_path, monkeypatch):
 
 
 def test_letterbox_and_decode_map_back_to_the_image():
-    from key2mesh_ros.onnx_detector import decode, letterbox
+    from key2mesh.onnx_detector import decode, letterbox
 
     rgb = np.zeros((200, 100, 3), np.uint8)
     tensor, scale, pad = letterbox(rgb, 64)

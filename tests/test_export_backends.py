@@ -10,9 +10,10 @@ from key2mesh.backends import (
     backend_status,
     create_backend,
 )
-from key2mesh.export import body_sidecar_path, build_engine, tensorrt_available
+from key2mesh.export import body_sidecar_path
+from key2mesh.fused_graph import OUTPUT_NAMES
 from key2mesh.keypoints import normalize_keypoints
-from key2mesh.mesh_model import OUTPUT_NAMES
+from key2mesh.tensorrt_engine import build_engine, tensorrt_available
 
 
 def _inputs(batch, seed=0):

@@ -1,8 +1,11 @@
 import numpy as np
 import pytest
-from key2mesh_ros.bag_io import BagError, bag_topics, read_bag, write_bag
-from key2mesh_ros.image_conversion import ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
+from key2mesh_ros.bag_transport import write_bag
+from key2mesh_ros.image_encoding import rgb_to_image
 from sensor_msgs.msg import CompressedImage, Image
+
+from key2mesh.bags import BagError, bag_topics, read_bag
+from key2mesh.image_decoding import ImageError, compressed_to_rgb, image_to_rgb
 
 
 def _image(encoding, pixels: np.ndarray, step=None, bigendian=False):

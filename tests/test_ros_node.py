@@ -104,7 +104,7 @@ def _start(tmp_path, tiny_onnx, tiny_checkpoint, prefix, **params):
     from key2mesh_ros.node_process import NodeProcess, write_params
 
     settings = {"onnx_model": str(tiny_onnx), "checkpoint": str(tiny_checkpoint),
-                "image_topic": f"{prefix}/camera/image_raw", "camera_info_topic": f"{prefix}/camera/camera_info",
+                "image_topic": f"{prefix}/camera/image_raw", "camera_info_topic": "",
                 "output_topic": f"{prefix}/human_mesh", "stats_period_s": 0.5, **params}
     path = write_params(tmp_path / f"params{prefix.replace('/', '_')}.yaml", **settings)
     return NodeProcess(path, tmp_path / f"node{prefix.replace('/', '_')}.log")
@@ -126,7 +126,7 @@ def node_proc(tmp_path_factory, tiny_onnx, tiny_checkpoint, ros):
 
 def test_people_in_real_photos(node_proc, photos, body):
     from key2mesh_ros.demo_data import guess_camera_matrix
-    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.image_encoding import rgb_to_image
 
     proc, harness = node_proc
     info = harness.info[0]
@@ -155,7 +155,7 @@ def test_people_in_real_photos(node_proc, photos, body):
 
 def test_compressed_input_and_bgr(node_proc, photos):
     import cv2
-    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.image_encoding import rgb_to_image
     from sensor_msgs.msg import CompressedImage
 
     proc, harness = node_proc
@@ -169,7 +169,7 @@ def test_compressed_input_and_bgr(node_proc, photos):
 
 
 def test_bad_inputs_keep_the_node_running(node_proc, photos):
-    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.image_encoding import rgb_to_image
     from sensor_msgs.msg import Image
 
     proc, harness = node_proc
@@ -196,7 +196,7 @@ def test_hostile_camera_info_is_rejected_and_the_node_keeps_answering(node_proc,
     of 1e6 px placed people kilometres away: each is now rejected with a warning, the last
     valid calibration is kept, and a valid CameraInfo is taken again."""
     from key2mesh_ros.demo_data import camera_info_msg, guess_camera_matrix
-    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.image_encoding import rgb_to_image
     from std_msgs.msg import Header
 
     proc, harness = node_proc
@@ -227,7 +227,7 @@ def test_4k_frames_are_answered_and_decompression_bombs_refused(node_proc, photo
     """A 25 MB rgb8 frame fits the Fast DDS shared-memory profile and is answered; a 10000 x
     10000 PNG of a few hundred KB is refused from its header, with a warning, without decoding."""
     import cv2
-    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.image_encoding import rgb_to_image
     from sensor_msgs.msg import CompressedImage
 
     proc, harness = node_proc
@@ -266,9 +266,9 @@ def test_latency_stats_and_markers(node_proc, photos):
 
 
 def test_crowd_is_capped_with_a_warning(tmp_path, tiny_onnx, tiny_checkpoint, ros, photos):
-    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.image_encoding import rgb_to_image
 
-    with _start(tmp_path, tiny_onnx, tiny_checkpoint, "/b", max_people=2, camera_info_topic="") as proc:
+    with _start(tmp_path, tiny_onnx, tiny_checkpoint, "/b", max_people=2, camera_info_topic="off") as proc:
         harness = Harness(ros, "/b")
         out = harness.ask(rgb_to_image(photos["bus"]), timeout=90, proc=proc)
         assert len(out.humans) == 2
@@ -284,7 +284,8 @@ def test_launch_file_and_package_metadata_agree():
     launch = (ROOT / "launch" / "key2mesh.launch.py").read_text()
     tree = ast.parse(launch)
     names = {n.func.id if isinstance(n.func, ast.Name) else n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    assert {"Node", "DeclareLaunchArgument", "SetEnvironmentVariable", "LaunchDescription"} <= names
+    assert {"Node", "DeclareLaunchArgument", "SetEnvironmentVariable", "LaunchDescription", "OpaqueFunction"} <= names
+    assert "remappings" not in launch  # topics are parameters, one way (as the runner)
     assert "executable=\"key2mesh_node\"" in launch and "fastdds_shm.xml" in launch and "params.yaml" in launch
     setup = (ROOT / "key2mesh_ros" / "setup.py").read_text()
     assert "key2mesh_node = {PACKAGE}.node:main" in setup
@@ -295,7 +296,7 @@ def test_launch_file_and_package_metadata_agree():
         assert (ROOT / "ros2_ws" / "src" / pkg / "package.xml").exists()
     import yaml
 
-    params = yaml.safe_load((ROOT / "key2mesh_ros" / "config" / "params.yaml").read_text())
+    params = yaml.safe_load((ROOT / "key2mesh_ros" / "key2mesh_ros" / "config" / "params.yaml").read_text())
     from key2mesh_ros.node import PARAMETERS
 
     assert set(params["key2mesh_node"]["ros__parameters"]) == set(PARAMETERS)
@@ -307,9 +308,20 @@ def test_runner_rejects_missing_params(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--params", str(tmp_path / "missing.yaml")])
     assert "parameter file not found" in capsys.readouterr().err
-    args = build_ros_args(tmp_path / "p.yaml", ["/camera/image_raw:=/front/image"], ["--ros-args", "--log-level", "debug"])
-    assert args == ["--ros-args", "--params-file", str(tmp_path / "p.yaml"), "-r", "/camera/image_raw:=/front/image",
+    args = build_ros_args(tmp_path / "p.yaml", {"image_topic": "/front/image"}, ["--ros-args", "--log-level", "debug"])
+    assert args == ["--ros-args", "--params-file", str(tmp_path / "p.yaml"), "-p", "image_topic:=/front/image",
                     "--log-level", "debug"]
+
+
+def test_camera_info_follows_the_image_namespace():
+    from key2mesh_ros.node import camera_info_topic
+
+    assert camera_info_topic("/front/color/image_raw", "") == "/front/color/camera_info"
+    assert camera_info_topic("/camera/image_raw", "") == "/camera/camera_info"
+    assert camera_info_topic("image_raw", "") == "camera_info"
+    assert camera_info_topic("/image_raw", "") == "/camera_info"
+    assert camera_info_topic("/camera/image_raw", "/calib") == "/calib"
+    assert camera_info_topic("/camera/image_raw", "off") is None
 
 
 @pytest.mark.parametrize("fault,expected", [
@@ -329,7 +341,7 @@ def test_startup_faults_end_in_one_clear_line(tmp_path, tiny_checkpoint, fault, 
 
     from key2mesh.checkpoint import load_checkpoint, partial_path, save_checkpoint
 
-    settings = {"image_topic": "/z/camera/image_raw", "camera_info_topic": "", "output_topic": "/z/human_mesh"}
+    settings = {"image_topic": "/z/camera/image_raw", "camera_info_topic": "off", "output_topic": "/z/human_mesh"}
     if fault == "missing_onnx":
         settings.update(onnx_model=str(tmp_path / "nope.onnx"), backend="onnxruntime")
     elif fault == "corrupt_onnx":

@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
-from key2mesh_ros.tracking import Tracker, box_iou
+from key2mesh_ros.tracking import Tracker
+
+from key2mesh.boxes import box_iou
 
 
 def test_box_iou():

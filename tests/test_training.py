@@ -7,9 +7,10 @@ from key2mesh.keypoints import NUM_KEYPOINTS, SMPL_FLIP
 from key2mesh.network import Key2MeshNet, count_parameters
 from key2mesh.rotations import axis_angle_to_matrix
 from key2mesh_train.config import load_config
+from key2mesh_train.keypoint_noise import DetectorNoise
 from key2mesh_train.losses import pretrain_losses
 from key2mesh_train.pretrain import prepare_data, pretrain, sample_batch
-from key2mesh_train.synthetic import DetectorNoise, SyntheticConfig, augment_poses, sample_cameras, synthesize
+from key2mesh_train.synthetic import SyntheticConfig, augment_poses, sample_cameras, synthesize
 
 
 def test_paper_sized_network():

@@ -43,10 +43,11 @@ def run_demo(out_dir: Path, checkpoint: Path | None, onnx_path: Path, storage: s
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from visualization_msgs.msg import MarkerArray
 
+    from key2mesh.bags import read_bag
+    from key2mesh.image_decoding import image_to_rgb
     from key2mesh_msgs.msg import BodyModelInfo, HumanMeshArray
-    from key2mesh_ros.bag_io import BagRecorder, play_bag, read_bag
+    from key2mesh_ros.bag_transport import BagRecorder, play_bag
     from key2mesh_ros.demo_data import build_demo_bag, demo_photos, guess_camera_matrix
-    from key2mesh_ros.image_conversion import image_to_rgb
     from key2mesh_ros.node_process import NodeProcess, wait_for, write_params
     from key2mesh_ros.overlay import render_overlay
     from key2mesh_ros.ros_environment import configure_ros_environment

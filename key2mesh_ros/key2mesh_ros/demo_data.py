@@ -49,8 +49,8 @@ def build_demo_bag(path: str | Path, repeats: int = 3, period_s: float = 0.5, st
     from builtin_interfaces.msg import Time
     from std_msgs.msg import Header
 
-    from key2mesh_ros.bag_io import write_bag
-    from key2mesh_ros.image_conversion import rgb_to_image
+    from key2mesh_ros.bag_transport import write_bag
+    from key2mesh_ros.image_encoding import rgb_to_image
 
     photos = demo_photos()
     messages = []

@@ -23,10 +23,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
+from key2mesh.image_decoding import ImageError, compressed_to_rgb, image_to_rgb
 from key2mesh.keypoints import normalize_keypoints
 from key2mesh.projection import camera_matrix_problem, solve_translations
 from key2mesh_ros import messages
-from key2mesh_ros.image_conversion import ImageError, compressed_to_rgb, image_to_rgb
 from key2mesh_ros.tracking import Tracker
 
 STAGES = ("decode", "detect", "lift", "publish", "total")
@@ -34,7 +34,8 @@ STAGES = ("decode", "detect", "lift", "publish", "total")
 PARAMETERS = {
     "image_topic": ("/camera/image_raw", "sensor_msgs/Image input"),
     "compressed_topic": ("", "sensor_msgs/CompressedImage input ('' = off)"),
-    "camera_info_topic": ("/camera/camera_info", "CameraInfo for metric positions ('' = off)"),
+    "camera_info_topic": ("", "CameraInfo for metric positions ('' = camera_info beside image_topic, as "
+                          "image_transport pairs them; 'off' = none)"),
     "output_topic": ("/human_mesh", "key2mesh_msgs/HumanMeshArray output"),
     "detector_model": ("", "YOLO-pose .pt/.onnx/.engine ('' = shared yolo11n-pose.onnx or yolo11n-pose.pt)"),
     "detector_confidence": (0.3, "minimum person box score"),
@@ -61,16 +62,42 @@ PARAMETERS = {
 }
 
 
+# Choice parameters and their allowed values (also declared in their ParameterDescriptor).
+CHOICES = {
+    "detector_runtime": ("auto", "onnxruntime", "ultralytics"),
+    "backend": ("auto", "tensorrt", "onnxruntime", "torch"),
+}
+
+
+def camera_info_topic(image_topic: str, setting: str) -> str | None:
+    """The CameraInfo topic for ``image_topic``: ``setting`` if given, ``None`` for 'off', else the
+    ``camera_info`` sibling (``/front/image_raw`` -> ``/front/camera_info``), as image_transport
+    pairs them, so moving the image to another namespace moves its calibration with it."""
+    if setting == "off":
+        return None
+    if setting:
+        return setting
+    namespace, slash, _ = image_topic.rstrip("/").rpartition("/")
+    return f"{namespace}{slash}camera_info"  # a relative image topic gets a relative camera_info
+
+
 class Key2MeshNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("key2mesh_node", **kwargs)
         for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+            allowed = CHOICES.get(name)
+            constraint = f"one of: {', '.join(allowed)}" if allowed else ""
+            self.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                      additional_constraints=constraint))
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        for name, allowed in CHOICES.items():
+            if p[name] not in allowed:
+                raise ValueError(f"parameter {name} must be one of {', '.join(allowed)}, got {p[name]!r}")
+        p["camera_info_topic"] = camera_info_topic(p["image_topic"], p["camera_info_topic"])
         self.params = p
 
         from key2mesh.backends import create_backend
-        from key2mesh_ros.detector import PoseDetector
+        from key2mesh.detector import PoseDetector
 
         self.detector = PoseDetector(p["detector_model"] or None, p["detector_confidence"], p["detector_image_size"],
                                      p["max_people"], runtime=p["detector_runtime"], threads=p["detector_threads"])
@@ -102,7 +129,7 @@ class Key2MeshNode(Node):
         if p["compressed_topic"]:
             self.create_subscription(CompressedImage, p["compressed_topic"], lambda m: self._stash(m, "compressed"),
                                      qos_profile_sensor_data)
-        if p["camera_info_topic"]:
+        if p["camera_info_topic"] is not None:
             self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, qos_profile_sensor_data)
 
         self.timings = {stage: deque(maxlen=600) for stage in STAGES}
@@ -201,6 +228,11 @@ class Key2MeshNode(Node):
                                     "the node answers nothing until it ends", throttle_duration_sec=5.0)
 
     def process(self, msg, kind: str, received: float) -> None:
+        """One camera frame -> one ``HumanMeshArray``: decode ``[H,W,3]`` RGB, detect people
+        (``[P,17,3]`` pixel keypoints), track and smooth them, normalise to ``[P,17,3]``, run
+        the fused graph (``joints [P,24,3]``, ``vertices [P,V,3]``, SMPL parameters), place each
+        body in the camera frame (CameraInfo, else body size) and publish. ``kind`` is
+        ``raw`` or ``compressed``; ``received`` the perf_counter time the frame arrived."""
         t0 = time.perf_counter()
         limit = self.params["max_image_pixels"]
         rgb = image_to_rgb(msg, limit) if kind == "raw" else compressed_to_rgb(msg, limit)

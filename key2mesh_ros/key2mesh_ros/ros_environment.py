@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
-FASTDDS_PROFILE = CONFIG_DIR / "fastdds_shm.xml"
-DEFAULT_PARAMS = CONFIG_DIR / "params.yaml"
+from key2mesh.paths import node_config
+
+FASTDDS_PROFILE = node_config("fastdds_shm.xml")
+DEFAULT_PARAMS = node_config("params.yaml")
 
 
 def configure_ros_environment(env: dict | None = None, localhost_only: bool = False) -> dict:

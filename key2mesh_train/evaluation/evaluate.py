@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from key2mesh.keypoints import normalize_keypoints
-from key2mesh.lbs import SkinnedBody
 from key2mesh.rotations import axis_angle_to_matrix
+from key2mesh.skinning import SkinnedBody
 from key2mesh_train.evaluation.datasets import EvalSet
 from key2mesh_train.evaluation.metrics import mpjpe, pa_mpjpe, pve
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from key2mesh.keypoints import COCO17_WEIGHTS, SMPL_JOINT_NAMES
-from key2mesh.lbs import SkinnedBody
 from key2mesh.projection import fit_weak_perspective
 from key2mesh.rotations import matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
+from key2mesh.skinning import SkinnedBody
 
 _J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 

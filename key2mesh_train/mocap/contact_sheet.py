@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from key2mesh.keypoints import SMPL_JOINT_NAMES, SMPL_PARENTS
-from key2mesh.lbs import SkinnedBody
 from key2mesh.rotations import axis_angle_to_matrix
+from key2mesh.skinning import SkinnedBody
 from key2mesh_train.mocap.bvh import read_bvh
 from key2mesh_train.mocap.retarget import UNITS, UP_ROTATIONS, RetargetReport, retarget
 from key2mesh_train.mocap.sequence import Z_UP_TO_Y_UP

@@ -1,4 +1,8 @@
-"""ROS image messages <-> numpy, without cv_bridge (none installs from PyPI)."""
+"""Image messages -> RGB pixels, without cv_bridge (none installs from PyPI).
+
+Works on any object with the ``sensor_msgs/Image`` or ``CompressedImage`` fields: rclpy
+messages in the node, rosbags messages when training reads a bag.
+"""
 
 from __future__ import annotations
 
@@ -100,19 +104,3 @@ def compressed_to_rgb(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     if bgr is None:
         raise ImageError(f"corrupt or unsupported compressed image (format {msg.format!r}, {buffer.size} bytes)")
     return np.ascontiguousarray(bgr[..., ::-1])
-
-
-def rgb_to_image(rgb: np.ndarray, header=None, encoding: str = "rgb8"):
-    """``[H,W,3]`` uint8 RGB -> ``sensor_msgs/Image`` (``rgb8`` or ``bgr8``)."""
-    from sensor_msgs.msg import Image
-
-    if encoding not in ("rgb8", "bgr8"):
-        raise ValueError("rgb_to_image writes rgb8 or bgr8")
-    pixels = rgb if encoding == "rgb8" else rgb[..., ::-1]
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
-    msg.encoding, msg.is_bigendian, msg.step = encoding, 0, int(rgb.shape[1] * 3)
-    msg.data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
-    return msg

@@ -22,8 +22,8 @@ def _detections_to_array(people: list[np.ndarray], source: str, images: int) -> 
 
 def keypoints_from_bag(path: str | Path, topic: str, detector, progress: bool = True, every: int = 1) -> np.ndarray:
     """Run the detector over every ``every``-th image on ``topic`` (Image or CompressedImage)."""
-    from key2mesh_ros.bag_io import bag_topics, read_bag
-    from key2mesh_ros.image_conversion import ImageError, compressed_to_rgb, image_to_rgb
+    from key2mesh.bags import bag_topics, read_bag
+    from key2mesh.image_decoding import ImageError, compressed_to_rgb, image_to_rgb
 
     kinds = bag_topics(path)
     kind = kinds.get(topic)

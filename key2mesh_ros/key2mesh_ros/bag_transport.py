@@ -1,23 +1,20 @@
-"""ROS 2 bags (mcap and sqlite3) read and written with the pure-Python ``rosbags`` library.
+"""ROS 2 bags to and from ROS topics: write rclpy messages, record a node's output, play a bag.
 
 Messages stay CDR bytes end to end: rclpy serialises and deserialises them, rosbags only
-handles the container, so a recorded bag replays bit-identical into real ROS 2 tools.
+handles the container (reading lives in :mod:`key2mesh.bags`), so a recorded bag replays
+bit-identical into real ROS 2 tools.
 """
 
 from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from rclpy.serialization import deserialize_message, serialize_message
 
-MSG_DIR = Path(__file__).resolve().parents[2] / "key2mesh_msgs" / "msg"
-
-
-class BagError(ValueError):
-    """A bag that cannot be used as asked; the message says why (path, topics present)."""
+from key2mesh.bags import read_raw, typestore
 
 
 def message_class(msgtype: str):
@@ -29,18 +26,6 @@ def message_class(msgtype: str):
 def msgtype_of(msg) -> str:
     module = type(msg).__module__.split(".")[0]
     return f"{module}/msg/{type(msg).__name__}"
-
-
-def typestore():
-    """Kilted's standard types plus key2mesh_msgs (needed for mcap message definitions)."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
-    store = get_typestore(Stores.ROS2_KILTED)
-    types = {}
-    for path in sorted(MSG_DIR.glob("*.msg")):
-        types.update(get_types_from_msg(path.read_text(), f"key2mesh_msgs/msg/{path.stem}"))
-    store.register(types)
-    return store
 
 
 def _storage(path: Path, storage: str):
@@ -72,38 +57,6 @@ def write_bag(path: str | Path, messages: Iterable[tuple[str, object, int]], sto
     """Write ``(topic, rclpy message, timestamp_ns)`` tuples into a new bag folder."""
     records = ((topic, msgtype_of(msg), stamp, serialize_message(msg)) for topic, msg, stamp in messages)
     return write_raw(path, records, storage)
-
-
-def bag_topics(path: str | Path) -> dict[str, str]:
-    from rosbags.rosbag2 import Reader
-
-    path = Path(path)
-    if not path.exists():
-        raise BagError(f"bag not found: {path}")
-    try:
-        with Reader(path) as reader:
-            return {c.topic: c.msgtype for c in reader.connections}
-    except Exception as err:  # rosbags raises its own error types for broken bags
-        raise BagError(f"{path}: not a readable ROS 2 bag ({err})") from err
-
-
-def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, object]]:
-    """Yield ``(topic, msgtype, timestamp_ns, rclpy message)`` in time order."""
-    from rosbags.rosbag2 import Reader
-
-    path = Path(path)
-    present = bag_topics(path)
-    wanted = list(topics) if topics is not None else list(present)
-    missing = [t for t in wanted if t not in present]
-    if missing:
-        raise BagError(f"{path}: no topic {missing}; topics in the bag: {sorted(present) or 'none'}")
-    with Reader(path) as reader:
-        if reader.message_count == 0:
-            raise BagError(f"{path}: the bag is empty")
-        connections = [c for c in reader.connections if c.topic in wanted]
-        classes = {c.topic: message_class(c.msgtype) for c in connections}
-        for connection, stamp, raw in reader.messages(connections=connections):
-            yield connection.topic, connection.msgtype, stamp, deserialize_message(raw, classes[connection.topic])
 
 
 class BagRecorder:
@@ -139,7 +92,11 @@ def play_bag(node, path: str | Path, topics: Iterable[str] | None = None, rate: 
     start_wall = time.monotonic()
     first_stamp = None
     count = 0
-    for topic, _, stamp, msg in read_bag(path, topics):
+    classes: dict[str, type] = {}
+    for topic, msgtype, stamp, raw in read_raw(path, topics):
+        if topic not in classes:
+            classes[topic] = message_class(msgtype)
+        msg = deserialize_message(raw, classes[topic])
         if topic not in publishers:
             publishers[topic] = node.create_publisher(type(msg), topic, qos or qos_profile_sensor_data)
         first_stamp = stamp if first_stamp is None else first_stamp

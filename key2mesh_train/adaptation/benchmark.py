@@ -19,20 +19,18 @@ import torch
 
 from key2mesh.checkpoint import load_checkpoint
 from key2mesh.keypoints import SMPL_JOINT_WEIGHTS, normalize_keypoints
-from key2mesh.lbs import SkinnedBody
 from key2mesh.network import Key2MeshNet
-from key2mesh_train.adapt import adapt, trainable_target_copy
+from key2mesh.skinning import SkinnedBody
+from key2mesh_train.adaptation.adapt import adapt, trainable_target_copy
 from key2mesh_train.config import TrainConfig
 from key2mesh_train.evaluation.evaluate import score
+from key2mesh_train.keypoint_noise import MODELLED_TARGET_BIAS
 from key2mesh_train.losses import weighted_l1
 from key2mesh_train.pretrain import TrainingData, prepare_data, sample_batch
-from key2mesh_train.synthetic import DetectorNoise, SyntheticConfig, synthesize
+from key2mesh_train.synthetic import SyntheticConfig, synthesize
 
 DOMAINS = ("auto", "detector", "synthetic")
 
-# A robot's camera and detector as the network never saw them in pre-training.
-TARGET_NOISE = DetectorNoise(sigma=0.015, hip_raise=0.05, hip_widen=0.3, shoulder_raise=0.03, ankle_drop=0.02,
-                             face_shift=0.02, miss_prob=0.1, low_conf_prob=0.15)
 
 MAX_TILT_DEG = 60.0  # steeper views foreshorten a standing body to little more than head and shoulders
 
@@ -58,8 +56,8 @@ def make_target_domain(config: TrainConfig, people: int, seed: int, detector=Non
     if detector is None:
         gen = torch.Generator().manual_seed(seed)
         rot, betas = sample_batch(held_out, people, gen)
-        return body, synthesize(rot, betas, body, camera, gen, noise=TARGET_NOISE)
-    from key2mesh_train.detector_domain import detect_rendered_people
+        return body, synthesize(rot, betas, body, camera, gen, noise=MODELLED_TARGET_BIAS)
+    from key2mesh_train.adaptation.rendered_detections import detect_rendered_people
 
     batch = detect_rendered_people(body, held_out, camera, people, seed, detector, config.data.cache_dir, progress)
     batch["input"] = normalize_keypoints(batch["keypoints_px"])
@@ -73,9 +71,10 @@ def resolve_domain(domain: str, detector_path: str | None = None):
         raise ValueError(f"unknown target domain {domain!r}; choose from {DOMAINS}")
     if domain == "synthetic":
         return None
-    from key2mesh_ros.detector import PoseDetector, default_detector_path
+    from key2mesh.detector import PoseDetector
+    from key2mesh.paths import default_detector
 
-    path = detector_path or default_detector_path()
+    path = detector_path or default_detector()
     if domain == "auto" and not Path(path).is_file():
         return None
     return PoseDetector(path)
@@ -113,7 +112,7 @@ def evaluate_on(network: Key2MeshNet, body, batch) -> dict[str, float]:
 def run_adaptation_benchmark(config: TrainConfig, checkpoint: str | Path, out: str | Path, adapt_people: int = 2048,
                              test_people: int = 1024, plot: str | Path | None = None, progress: bool = True,
                              domain: str = "auto", detector_path: str | None = None,
-                             camera_tilt_deg: float = 0.0) -> dict:
+                             camera_tilt_deg: float = 0.0, resume: bool = False) -> dict:
     detector = resolve_domain(domain, detector_path)
     data = prepare_data(config, progress=False)  # loaded once: body, MoCap bank and held-out bank
     body, unlabelled = make_target_domain(config, adapt_people, 1, detector, progress, data, camera_tilt_deg)
@@ -122,7 +121,8 @@ def run_adaptation_benchmark(config: TrainConfig, checkpoint: str | Path, out: s
     before = evaluate_on(source, body, test)
     # Only 2D pixels (with confidences) leave the target domain; its 3D stays here.
     result = adapt(config, checkpoint, unlabelled["keypoints_px"].numpy(), out, progress=progress,
-                   monitor=lambda net: evaluate_on(net, body, test), data=data)
+                   monitor=lambda net: evaluate_on(net, body, test), data=data, resume=resume,
+                   command="key2mesh-train adapt-benchmark")
     adapted, _ = load_checkpoint(result["checkpoint"])
     after = evaluate_on(adapted, body, test)
     reference = evaluate_on(labelled_reference(config, checkpoint, body, unlabelled,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from key2mesh.lbs import SkinnedBody
 from key2mesh.network import Key2MeshNet, fold_batchnorm
 from key2mesh.rotations import matrix_to_axis_angle
+from key2mesh.skinning import SkinnedBody
 
 OUTPUT_NAMES = ("betas", "pose", "joints", "keypoints3d", "vertices")
 

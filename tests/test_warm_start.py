@@ -5,10 +5,11 @@ import torch
 
 from key2mesh.checkpoint import load_checkpoint
 from key2mesh.keypoints import COCO17_NAMES
-from key2mesh_train.adapt import target_tensors
+from key2mesh_train.adaptation.adapt import target_tensors
+from key2mesh_train.adaptation.warm_start import detection_residuals
+from key2mesh_train.keypoint_noise import MAX_RESIDUAL, DetectorNoise, ReplayedResiduals
 from key2mesh_train.pretrain import prepare_data, sample_batch
-from key2mesh_train.synthetic import DetectorNoise, synthesize
-from key2mesh_train.target_noise import MAX_RESIDUAL, ReplayedNoise, detection_residuals
+from key2mesh_train.synthetic import synthesize
 
 HIPS = [COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("right_hip")]
 
@@ -21,7 +22,7 @@ def test_replayed_noise_gives_each_person_one_target_pattern():
     residuals[0, 0] = torch.tensor([0.1, -0.05])
     target_conf = torch.full((1, 17), 0.8)
     target_conf[0, 2] = 0  # the target missed this joint
-    noisy, noisy_conf = ReplayedNoise(residuals, target_conf).apply(points, conf, torch.Generator().manual_seed(0))
+    noisy, noisy_conf = ReplayedResiduals(residuals, target_conf).apply(points, conf, torch.Generator().manual_seed(0))
     torch.testing.assert_close(noisy[0, 0], torch.tensor([20.0, -10.0]))
     torch.testing.assert_close(noisy[0, 1:], points[0, 1:])
     assert noisy_conf[0, 2] == 0 and noisy_conf[0, 5] == 0 and noisy_conf[0, 0] == pytest.approx(0.8)

@@ -7,7 +7,7 @@ from conftest import YOLO_ONNX
 
 from key2mesh.keypoints import SMPL_JOINT_NAMES
 from key2mesh.projection import project_pinhole
-from key2mesh_train.render import BodyRenderer
+from key2mesh_train.adaptation.render import BodyRenderer
 
 
 def _posed_in_view(body, distance=3.0):
@@ -42,9 +42,8 @@ def test_renderer_draws_the_body_where_it_projects(body):
 
 @pytest.mark.skipif(not YOLO_ONNX.exists(), reason=f"real detector not present at {YOLO_ONNX}")
 def test_real_detector_reads_rendered_bodies_and_caches(tiny_config, tmp_path):
-    from key2mesh_ros.detector import PoseDetector
-
-    from key2mesh_train.adaptation_benchmark import make_target_domain
+    from key2mesh.detector import PoseDetector
+    from key2mesh_train.adaptation.benchmark import make_target_domain
     from key2mesh_train.config import load_config
 
     config = load_config("tiny.yaml", [f"data.cache_dir={tmp_path}", "data.mocap=[]"])

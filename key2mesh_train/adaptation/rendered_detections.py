@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from key2mesh_ros.tracking import box_iou
 from tqdm import tqdm
 
+from key2mesh.boxes import box_iou
 from key2mesh.keypoints import NUM_KEYPOINTS
-from key2mesh.lbs import SkinnedBody
 from key2mesh.projection import project_pinhole
+from key2mesh.skinning import SkinnedBody
+from key2mesh_train.adaptation.render import BodyRenderer
 from key2mesh_train.mocap.dataset import PoseBank
 from key2mesh_train.pretrain import sample_batch
-from key2mesh_train.render import BodyRenderer
 from key2mesh_train.synthetic import SyntheticConfig, synthesize
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def detect_rendered_people(body: SkinnedBody, bank: PoseBank, camera: SyntheticC
 
     Returns ``keypoints_px [N,17,3]`` (detector pixels and confidences), ``joints3d [N,24,3]``
     (pelvis-relative truth) and ``body_index [N]`` for the ``N <= people`` bodies the detector
-    found, plus ``detected_fraction``. ``detector`` is a :class:`key2mesh_ros.detector.PoseDetector`.
+    found, plus ``detected_fraction``. ``detector`` is a :class:`key2mesh.detector.PoseDetector`.
     Results are cached under ``cache_dir``: detection is the slow part (~0.2 s a body on a CPU).
     """
     fields = {"format": _FORMAT, "people": people, "seed": seed, "camera": asdict(camera),

@@ -25,13 +25,14 @@ from tqdm import tqdm
 from key2mesh.checkpoint import load_checkpoint, partial_path, run_progress, save_checkpoint
 from key2mesh.keypoints import normalize_keypoints, visible_mask
 from key2mesh.network import Key2MeshNet
+from key2mesh_train.adaptation.critic import Critic, domain_accuracy, gradient_penalty
+from key2mesh_train.adaptation.warm_start import detection_residuals, warm_start
 from key2mesh_train.config import TrainConfig, config_to_dict
-from key2mesh_train.critic import Critic, domain_accuracy, gradient_penalty
 from key2mesh_train.interruption import CleanStop, StopRequests, TrainingInterrupted
+from key2mesh_train.keypoint_noise import ReplayedResiduals
 from key2mesh_train.losses import pretrain_losses, reprojection_loss
 from key2mesh_train.pretrain import TrainingData, prepare_data, sample_batch
 from key2mesh_train.synthetic import synthesize
-from key2mesh_train.target_noise import ReplayedNoise, detection_residuals, warm_start
 
 log = logging.getLogger(__name__)
 Monitor = Callable[[Key2MeshNet], dict[str, float]]
@@ -55,9 +56,16 @@ def trainable_target_copy(source: Key2MeshNet) -> Key2MeshNet:
 
 def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: np.ndarray, out: str | Path,
           resume: bool = False, progress: bool = True, monitor: Monitor | None = None,
-          data: TrainingData | None = None) -> dict:
-    """Adapt ``source_checkpoint`` to unlabelled ``target_keypoints [N,17,3]`` (pixels).
-    ``data`` is :func:`prepare_data`'s result when the caller already has it."""
+          data: TrainingData | None = None, command: str = "key2mesh-train adapt") -> dict:
+    """Adapt ``source_checkpoint`` to unlabelled ``target_keypoints [N,17,3]`` (COCO-17 pixels
+    and confidences) and write the adapted checkpoint to ``out``.
+
+    The target network starts as a copy of the source; a warm start on MoCap carrying the
+    target's replayed residuals, then the adversarial stage (critic on encoder features
+    ``[B,hidden]``, reprojection ``[B,17,2]``, feature and source terms). ``data`` is
+    :func:`prepare_data`'s result when the caller already has it; ``command`` is what an
+    interrupted run tells the user to resume with. Returns ``{"checkpoint", "history"}``.
+    """
     cfg = config.adapt
     if len(target_keypoints) < 2:
         raise ValueError(f"need at least 2 target people to adapt, got {len(target_keypoints)}")
@@ -163,7 +171,7 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
                 if monitor is not None:
                     history.append({"epoch": 0, "stage": "source", **monitor(target)})
                 if cfg.warm_start_steps > 0:
-                    noise = ReplayedNoise(detection_residuals(source, body, inputs_t, weights_t), weights_t)
+                    noise = ReplayedResiduals(detection_residuals(source, body, inputs_t, weights_t), weights_t)
                     warm_start(target, body, bank, noise, config, gen, progress)
                     # The warmed network is the adversarial stage's reference: its features on MoCap
                     # are what the critic and the feature loss hold the target extractor to.
@@ -195,7 +203,7 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
             saved = done
         if saved is None:  # nothing worth keeping yet (e.g. a second Ctrl-C in the warm start)
             raise
-        raise TrainingInterrupted(partial, saved, "key2mesh-train adapt") from err
+        raise TrainingInterrupted(partial, saved, command) from err
     bar.close()
     save_checkpoint(out, target, meta={"stage": "adapt", "step": total, "steps_planned": total, "finished": True,
                                        "source": str(source_checkpoint), "history": history,
@@ -204,19 +212,22 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
     return {"checkpoint": str(out), "history": history}
 
 
-def adapt_from_source(config: TrainConfig, checkpoint: str | Path, bag: str | None = None,
+def adapt_to_recording(config: TrainConfig, checkpoint: str | Path, bag: str | None = None,
                       topic: str = "/camera/image_raw", images: str | None = None, keypoints: str | None = None,
-                      detector: str | None = None, out: str | Path = "artifacts/key2mesh_adapted.pt",
-                      onnx_out: str | None = "artifacts/key2mesh_adapted.onnx", resume: bool = False) -> dict:
-    """The ``adapt`` CLI: collect target detections, adapt, export the adapted model."""
-    from key2mesh_train import target_data
+                      detector: str | None = None, out: str | Path | None = None,
+                      onnx_out: str | Path | None = None, resume: bool = False) -> dict:
+    """The ``adapt`` CLI: collect the target camera's detections (a bag, a folder of images or a
+    keypoints file), adapt to them, export the adapted model (``onnx_out``; None skips).
+    ``out`` defaults to ``config.adapt.checkpoint``."""
+    out = out or config.adapt.checkpoint
+    from key2mesh_train.adaptation import target_data
 
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"source checkpoint not found: {checkpoint} (run 'key2mesh-train pretrain')")
     if keypoints:
         target_px = target_data.keypoints_from_file(keypoints)
     else:
-        from key2mesh_ros.detector import PoseDetector
+        from key2mesh.detector import PoseDetector
 
         pose_detector = PoseDetector(detector)
         if bag:

@@ -222,10 +222,10 @@ class OnnxPoseDetector:
                  image_size: int | None = None, cache_dir: str | os.PathLike | None = None) -> None:
         import onnxruntime as ort
 
-        from key2mesh.paths import artifacts_dir
+        from key2mesh.paths import detector_cache
 
         source = Path(path)
-        model = prepared_detector(source, cache_dir or artifacts_dir() / "detectors", image_size)
+        model = prepared_detector(source, cache_dir or detector_cache(), image_size)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -1,4 +1,4 @@
-"""YOLO-pose person detector (ultralytics) returning COCO-17 keypoints per person."""
+"""YOLO-pose person detector returning COCO-17 keypoints per person (ONNX Runtime or ultralytics)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from key2mesh.paths import default_detector
+
 log = logging.getLogger(__name__)
-SHARED_MODEL = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "yolo11n-pose.onnx"
 
 
 @dataclass
@@ -18,14 +19,6 @@ class Detection:
     box: np.ndarray  # [4] x_min, y_min, x_max, y_max (pixels)
     score: float
     keypoints: np.ndarray  # [17, 3] x, y, confidence (pixels)
-
-
-def default_detector_path() -> str:
-    """The shared real detector where present; else the official name ultralytics knows."""
-    env = os.environ.get("KEY2MESH_DETECTOR")
-    if env:
-        return env
-    return str(SHARED_MODEL) if SHARED_MODEL.exists() else "yolo11n-pose.pt"
 
 
 class PoseDetector:
@@ -45,7 +38,7 @@ class PoseDetector:
         os.environ.setdefault("YOLO_VERBOSE", "False")
         if runtime not in self.RUNTIMES:
             raise ValueError(f"detector runtime must be one of {', '.join(self.RUNTIMES)}, got {runtime!r}")
-        path = str(model_path or default_detector_path())
+        path = str(model_path or default_detector())
         if path.endswith((".onnx", ".engine")) or os.sep in path:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"detector model not found: {path}")
@@ -57,7 +50,7 @@ class PoseDetector:
             raise ValueError(f"detector runtime onnxruntime needs an .onnx model, got {path}")
         self._onnx = None
         if runtime == "onnxruntime" or (runtime == "auto" and path.endswith(".onnx")):
-            from key2mesh_ros.onnx_detector import OnnxPoseDetector
+            from key2mesh.onnx_detector import OnnxPoseDetector
 
             self._onnx = OnnxPoseDetector(path, confidence, max_people, threads, image_size=image_size)
             self.image_size = self._onnx.image_size

@@ -1,4 +1,5 @@
-"""The target detector's noise, read off unlabelled detections and replayed on MoCap.
+"""The warm start of adaptation: the target detector's noise, read off unlabelled detections
+and replayed on MoCap (:class:`key2mesh_train.keypoint_noise.ReplayedResiduals`).
 
 The source network's body, fitted to each target detection by weak perspective, leaves a
 residual per joint: that detector's error on that person (plus some of the network's own).
@@ -15,18 +16,14 @@ import dataclasses
 import torch
 from tqdm import tqdm
 
-from key2mesh.keypoints import normalization_box
-from key2mesh.lbs import SkinnedBody
 from key2mesh.network import Key2MeshNet
+from key2mesh.skinning import SkinnedBody
 from key2mesh_train.config import TrainConfig
+from key2mesh_train.keypoint_noise import MAX_RESIDUAL, ReplayedResiduals
 from key2mesh_train.losses import fitted_projection, pretrain_losses
 from key2mesh_train.mocap.dataset import PoseBank
 from key2mesh_train.pretrain import sample_batch
 from key2mesh_train.synthetic import synthesize
-
-# In units of the person's box side. A fit that went wrong (a left/right swap, a person the
-# network misread) leaves residuals that are not the detector's noise: cap what one joint replays.
-MAX_RESIDUAL = 0.25
 
 
 @torch.no_grad()
@@ -48,22 +45,7 @@ def detection_residuals(network: Key2MeshNet, body: SkinnedBody, inputs: torch.T
     return torch.cat(out)
 
 
-@dataclasses.dataclass
-class ReplayedNoise:
-    """A :class:`key2mesh_train.synthetic.KeypointNoise` that gives each clean person the
-    residuals and confidences of one randomly drawn target detection."""
-
-    residuals: torch.Tensor  # [N,17,2], box units
-    confidences: torch.Tensor  # [N,17], 0 where the target missed the joint
-
-    def apply(self, points: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randint(0, len(self.residuals), (len(points),), generator=gen)
-        _, side = normalization_box(torch.cat([points, conf[..., None]], dim=-1))
-        points = points + self.residuals[index] * side[:, None, None]
-        return points, torch.where(conf > 0, self.confidences[index], torch.zeros_like(conf))
-
-
-def warm_start(network: Key2MeshNet, body: SkinnedBody, bank: PoseBank, noise: ReplayedNoise, config: TrainConfig,
+def warm_start(network: Key2MeshNet, body: SkinnedBody, bank: PoseBank, noise: ReplayedResiduals, config: TrainConfig,
                gen: torch.Generator, progress: bool = True) -> None:
     """Fine-tune ``network``'s trainable parameters on MoCap seen through ``noise`` for
     ``config.adapt.warm_start_steps`` steps (the usual pre-training losses)."""

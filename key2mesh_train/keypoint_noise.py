@@ -1,0 +1,99 @@
+"""Every model of how 2D keypoints differ from clean projections, in one place.
+
+- :class:`KeypointNoise`: the interface ``synthesize`` takes (pixels and confidences in, out).
+- :class:`DetectorNoise`: a *parametric* detector: systematic joint offsets, jitter, misses.
+  Pre-training draws it at random strengths (``synthetic.detector_noise``); the benchmark
+  applies one fixed instance (``benchmark_noise`` in the config).
+- :data:`MODELLED_TARGET_BIAS`: the adaptation benchmark's synthetic target detector.
+- :class:`ReplayedResiduals`: a *measured* detector: residuals read off real unlabelled
+  detections (``adaptation/warm_start.py``), replayed on MoCap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from key2mesh.keypoints import COCO17_FACE_VERTEX_NAMES, normalization_box
+
+# In units of the person's box side. A fit that went wrong (a left/right swap, a person the
+# network misread) leaves residuals that are not the detector's noise: cap what one joint replays.
+MAX_RESIDUAL = 0.25
+
+
+class KeypointNoise(Protocol):
+    """How a detector corrupts clean projections: pixel keypoints ``[B,17,2]`` and
+    confidences ``[B,17]`` in, corrupted ones out."""
+
+    def apply(self, points: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        ...
+
+
+@dataclass
+class DetectorNoise:
+    """Detector-like corruption of clean projections, all relative to person height.
+
+    Systematic per-keypoint offsets model how a detector's joint definitions differ from the
+    body model's (e.g. COCO hips sit higher and wider than SMPL hip joints); confidence
+    patterns and misses model self-occlusion. Used for held-out benchmarks and to build a
+    *target domain* for adaptation; never seen by pre-training unless asked for.
+    """
+
+    sigma: float = 0.01
+    hip_raise: float = 0.0
+    hip_widen: float = 0.0
+    shoulder_raise: float = 0.0
+    ankle_drop: float = 0.0
+    face_shift: float = 0.0
+    miss_prob: float = 0.0
+    low_conf_prob: float = 0.0
+
+    def apply(self, points: torch.Tensor, conf: torch.Tensor, gen: torch.Generator,
+              strength: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Corrupt pixel keypoints ``[B,17,2]`` and confidences ``[B,17]``; ``strength [B]``
+        scales the offsets and noise per person (default 1)."""
+        height = (points[..., 1].amax(-1) - points[..., 1].amin(-1)).clamp_min(10.0)[:, None]
+        if strength is not None:
+            height = height * strength[:, None]
+        points = points.clone()
+        conf = conf.clone()
+        hips, shoulders, ankles = [11, 12], [5, 6], [15, 16]
+        face = list(range(len(COCO17_FACE_VERTEX_NAMES)))
+        points[:, hips, 1] -= self.hip_raise * height
+        widen = (points[:, 11, 0] - points[:, 12, 0])[:, None] * self.hip_widen * torch.tensor([1.0, -1.0])
+        if strength is not None:
+            widen = widen * strength[:, None]
+        points[:, hips, 0] += widen
+        points[:, shoulders, 1] -= self.shoulder_raise * height
+        points[:, ankles, 1] += self.ankle_drop * height
+        points[:, face, 1] -= self.face_shift * height
+        points = points + self.sigma * height[..., None] * torch.randn(points.shape, generator=gen)
+        if self.low_conf_prob > 0:
+            low = torch.rand(conf.shape, generator=gen) < self.low_conf_prob
+            conf = torch.where(low, 0.15 + 0.25 * torch.rand(conf.shape, generator=gen), conf)
+        if self.miss_prob > 0:
+            conf = torch.where(torch.rand(conf.shape, generator=gen) < self.miss_prob, torch.zeros_like(conf), conf)
+        return points, conf
+
+
+# The adaptation benchmark's synthetic target domain: a robot's detector whose joint
+# definitions and misses differ from anything pre-training saw.
+MODELLED_TARGET_BIAS = DetectorNoise(sigma=0.015, hip_raise=0.05, hip_widen=0.3, shoulder_raise=0.03, ankle_drop=0.02,
+                                     face_shift=0.02, miss_prob=0.1, low_conf_prob=0.15)
+
+
+@dataclass
+class ReplayedResiduals:
+    """A :class:`KeypointNoise` that gives each clean person the
+    residuals and confidences of one randomly drawn target detection."""
+
+    residuals: torch.Tensor  # [N,17,2], box units
+    confidences: torch.Tensor  # [N,17], 0 where the target missed the joint
+
+    def apply(self, points: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(0, len(self.residuals), (len(points),), generator=gen)
+        _, side = normalization_box(torch.cat([points, conf[..., None]], dim=-1))
+        points = points + self.residuals[index] * side[:, None, None]
+        return points, torch.where(conf > 0, self.confidences[index], torch.zeros_like(conf))
