@@ -55,6 +55,28 @@ OPENPOSE18_NAMES: tuple[str, ...] = (
     "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
 )
 
+# ROS4HRI's hri_msgs/Skeleton2D order (REP-155). It follows OpenPose COCO-18 except that its
+# constants put the left eye and ear before the right ones; the message's constants win here,
+# since ROS4HRI tools index by them.
+HRI_SKELETON18_NAMES: tuple[str, ...] = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+    "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
+    "left_knee", "left_ankle", "left_eye", "right_eye", "left_ear", "right_ear",
+)
+
+
+def coco17_to_hri_skeleton18(keypoints: np.ndarray) -> np.ndarray:
+    """COCO-17 ``[..., 17, 3]`` (x, y, confidence) -> the hri_msgs/Skeleton2D order ``[..., 18, 3]``.
+    The neck, which COCO-17 lacks, is the shoulders' midpoint with the weaker one's confidence."""
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    shoulders = keypoints[..., [COCO17_NAMES.index("left_shoulder"), COCO17_NAMES.index("right_shoulder")], :]
+    neck = np.concatenate([shoulders[..., :2].mean(-2), shoulders[..., 2].min(-1)[..., None]], -1)
+    out = np.empty((*keypoints.shape[:-2], 18, 3), dtype=np.float32)
+    for i, name in enumerate(HRI_SKELETON18_NAMES):
+        out[..., i, :] = neck if name == "neck" else keypoints[..., COCO17_NAMES.index(name), :]
+    return out
+
+
 # The paper's joint weights for the 2D/3D joint losses: extremities are hardest and matter
 # most for a robot (hands, feet), so they weigh more.
 _JOINT_WEIGHT_BY_NAME = {

@@ -59,8 +59,9 @@ class Harness:
             self.camera_info.publish(camera_info_msg(Header(frame_id="camera"), *_size_of(camera_matrix), camera_matrix))
             self.spin(0.05)
 
-    def ask(self, msg, compressed=False, camera_matrix=None, timeout=30.0, proc=None):
-        """Publish until the answer with this frame's stamp arrives (best-effort QoS may drop)."""
+    def ask(self, msg, compressed=False, camera_matrix=None, timeout=30.0, proc=None, before=None):
+        """Publish until the answer with this frame's stamp arrives (best-effort QoS may drop).
+        ``before(header)`` runs before each publication (e.g. to send the paired depth image)."""
         from key2mesh_ros.demo_data import camera_info_msg
 
         stamp = next(_stamps)
@@ -69,6 +70,8 @@ class Harness:
         while time.monotonic() < deadline:
             if camera_matrix is not None:
                 self.camera_info.publish(camera_info_msg(msg.header, *_size_of(camera_matrix), camera_matrix))
+            if before is not None:
+                before(msg.header)
             (self.compressed if compressed else self.image).publish(msg)
             until = time.monotonic() + 1.0
             while time.monotonic() < until:
@@ -100,21 +103,21 @@ def photos():
     return demo_photos()
 
 
-def _start(tmp_path, tiny_onnx, tiny_checkpoint, prefix, **params):
+def _start(tmp_path, tiny_onnx, tiny_checkpoint, prefix, ros_args=None, **params):
     from key2mesh_ros.node_process import NodeProcess, write_params
 
     settings = {"onnx_model": str(tiny_onnx), "checkpoint": str(tiny_checkpoint),
                 "image_topic": f"{prefix}/camera/image_raw", "camera_info_topic": "",
                 "output_topic": f"{prefix}/human_mesh", "stats_period_s": 0.5, **params}
     path = write_params(tmp_path / f"params{prefix.replace('/', '_')}.yaml", **settings)
-    return NodeProcess(path, tmp_path / f"node{prefix.replace('/', '_')}.log")
+    return NodeProcess(path, tmp_path / f"node{prefix.replace('/', '_')}.log", ros_args)
 
 
 @pytest.fixture(scope="module")
 def node_proc(tmp_path_factory, tiny_onnx, tiny_checkpoint, ros):
     tmp = tmp_path_factory.mktemp("node")
-    with _start(tmp, tiny_onnx, tiny_checkpoint, "/a", compressed_topic="/a/camera/compressed",
-                mesh_marker=True) as proc:
+    with _start(tmp, tiny_onnx, tiny_checkpoint, "/a", ["-r", "__ns:=/a"], compressed_topic="/a/camera/compressed",
+                mesh_marker=True, depth_topic="/a/camera/depth") as proc:
         harness = Harness(ros, "/a")
         deadline = time.monotonic() + 90
         while not harness.info and time.monotonic() < deadline:
@@ -151,6 +154,106 @@ def test_people_in_real_photos(node_proc, photos, body):
         kp = np.frombuffer(human.keypoints_2d, np.float32).reshape(17, 3)
         assert kp.shape == (17, 3)
     assert len({h.track_id for h in out.humans}) == 4
+
+
+def _call(node, client, request, timeout=10.0):
+    import rclpy
+
+    assert client.wait_for_service(timeout_sec=timeout), f"no service {client.srv_name}"
+    future = client.call_async(request)
+    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+    assert future.done(), f"{client.srv_name} did not answer"
+    return future.result()
+
+
+def _silent(harness, msg, proc, seconds=3.0):
+    """True when the node answers nothing to ``msg`` for ``seconds``."""
+    stamp = next(_stamps)
+    msg.header.stamp.sec = stamp
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        harness.image.publish(msg)
+        harness.spin(0.1)
+    assert proc.alive(), proc.log()[-2000:]
+    return not any(out.header.stamp.sec == stamp for out in harness.outputs)
+
+
+def test_robot_conventions_end_to_end(node_proc, photos, ros):
+    """TF, ROS4HRI topics, /diagnostics and depth from the real node; then ~/enable and the
+    lifecycle pause and resume it."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from hri_msgs.msg import IdsList
+    from key2mesh_ros.demo_data import guess_camera_matrix
+    from key2mesh_ros.image_encoding import rgb_to_image
+    from key2mesh_ros.tf_frames import chain_to_camera
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from sensor_msgs.msg import Image
+    from std_srvs.srv import SetBool
+    from tf2_msgs.msg import TFMessage
+
+    proc, harness = node_proc
+    tf, tracked, diagnostics = [], [], []
+    ros.create_subscription(TFMessage, "/tf", tf.append, 100)
+    ros.create_subscription(IdsList, "/humans/bodies/tracked", tracked.append, 10)
+    ros.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    depth_pub = ros.create_publisher(Image, "/a/camera/depth", 10)
+    rgb = photos["bus"]
+    k = guess_camera_matrix(rgb.shape[1], rgb.shape[0])
+
+    def send_depth(header):  # a synthetic aligned depth image: everything 4.2 m away
+        depth = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding="32FC1",
+                      step=rgb.shape[1] * 4)
+        depth.data = np.full(rgb.shape[:2], 4.2, np.float32).tobytes()
+        depth_pub.publish(depth)
+
+    harness.prime_camera_info(k)
+    out = harness.ask(rgb_to_image(rgb), camera_matrix=k, proc=proc, before=send_depth)
+    placed = [h for h in out.humans if h.position_valid]
+    assert placed and all(h.position_source == h.POSITION_DEPTH for h in placed)
+    for human in placed:
+        assert human.position.z == pytest.approx(4.2, abs=1e-3)
+    stamp = out.header.stamp.sec
+    assert _spin_until_true(harness, lambda: any(t.transforms and t.transforms[0].header.stamp.sec == stamp
+                                                 for t in tf))
+    table = {t.child_frame_id: (t.header.frame_id,
+                                np.array([t.transform.translation.x, t.transform.translation.y, t.transform.translation.z]),
+                                np.array([t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z,
+                                          t.transform.rotation.w]))
+             for message in tf for t in message.transforms if t.header.stamp.sec == stamp}
+    for human in placed:
+        assert table[f"body_b{human.track_id}"][0] == "camera"
+        joints = np.frombuffer(human.joints, np.float32).reshape(24, 3)
+        np.testing.assert_allclose(chain_to_camera(table, f"left_wrist_b{human.track_id}"), joints[20], atol=1e-4)
+    assert _spin_until_true(harness, lambda: any(m.header.stamp.sec == stamp for m in tracked))
+    ids = next(m.ids for m in tracked if m.header.stamp.sec == stamp)
+    assert {f"b{h.track_id}" for h in out.humans} <= set(ids)
+    assert _spin_until_true(harness, lambda: any(d.status and d.status[0].name.endswith("key2mesh_node: pipeline")
+                                                 for d in diagnostics), timeout=5.0)
+    values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+    assert {"rate_hz", "latency_median_ms", "people", "backend", "dropped_frames", "position_source"} <= set(values)
+
+    enable = ros.create_client(SetBool, "/a/key2mesh_node/enable")
+    assert _call(ros, enable, SetBool.Request(data=False)).success
+    assert _silent(harness, rgb_to_image(photos["zidane"]), proc)
+    assert _call(ros, enable, SetBool.Request(data=True)).success
+    assert len(harness.ask(rgb_to_image(photos["zidane"]), proc=proc).humans) == 2
+
+    change = ros.create_client(ChangeState, "/a/key2mesh_node/change_state")
+    get_state = ros.create_client(GetState, "/a/key2mesh_node/get_state")
+    assert _call(ros, get_state, GetState.Request()).current_state.label == "active"
+    assert _call(ros, change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE))).success
+    assert _call(ros, get_state, GetState.Request()).current_state.label == "inactive"
+    assert _silent(harness, rgb_to_image(photos["zidane"]), proc)
+    assert _call(ros, change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE))).success
+    assert len(harness.ask(rgb_to_image(photos["zidane"]), proc=proc).humans) == 2
+
+
+def _spin_until_true(harness, condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        harness.spin(0.05)
+    return condition()
 
 
 def test_compressed_input_and_bgr(node_proc, photos):
@@ -299,7 +402,7 @@ def test_launch_file_and_package_metadata_agree():
     params = yaml.safe_load((ROOT / "key2mesh_ros" / "key2mesh_ros" / "config" / "params.yaml").read_text())
     from key2mesh_ros.node import PARAMETERS
 
-    assert set(params["key2mesh_node"]["ros__parameters"]) == set(PARAMETERS)
+    assert set(params["/**/key2mesh_node"]["ros__parameters"]) == set(PARAMETERS)
 
 
 def test_runner_rejects_missing_params(tmp_path, capsys):

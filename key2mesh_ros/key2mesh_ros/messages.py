@@ -22,7 +22,7 @@ def float_array(values: np.ndarray) -> array.array:
 
 def human_mesh(header, track_id: int, score: float, box: np.ndarray, keypoints: np.ndarray, pose: np.ndarray,
                betas: np.ndarray, joints: np.ndarray, vertices: np.ndarray | None,
-               position: np.ndarray | None) -> HumanMesh:
+               position: np.ndarray | None, position_source: int | None = None) -> HumanMesh:
     msg = HumanMesh()
     msg.header = header
     msg.track_id = int(track_id)
@@ -38,6 +38,8 @@ def human_mesh(header, track_id: int, score: float, box: np.ndarray, keypoints: 
     if position is not None:
         msg.position = Point(x=float(position[0]), y=float(position[1]), z=float(position[2]))
         msg.position_valid = True
+    msg.position_source = HumanMesh.POSITION_NONE if position is None else \
+        position_source if position_source is not None else HumanMesh.POSITION_BODY_SIZE
     return msg
 
 

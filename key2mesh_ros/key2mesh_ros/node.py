@@ -1,4 +1,9 @@
-"""The Key2Mesh ROS 2 node: camera image -> YOLO-pose -> Key2Mesh -> /human_mesh.
+"""The Key2Mesh ROS 2 node: camera image -> YOLO-pose -> Key2Mesh -> /human_mesh, /tf, REP-155.
+
+A lifecycle (managed) node, like its peers yolo_ros and hri_body_detect: ``configure`` loads
+the models and creates the topics, ``activate`` starts processing, ``deactivate`` stops it. By
+default it configures and activates itself (``autostart``), so it runs without a lifecycle
+manager. ``~/enable`` (``std_srvs/SetBool``) pauses and resumes it while active.
 
 Callbacks only stash the newest frame; a worker thread processes it, so a slow frame makes
 the node skip to the newest image (counted as dropped) instead of building a backlog.
@@ -17,16 +22,18 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
+from std_srvs.srv import SetBool
 from visualization_msgs.msg import MarkerArray
 
 from key2mesh.image_decoding import ImageError, compressed_to_rgb, image_to_rgb
 from key2mesh.keypoints import normalize_keypoints
 from key2mesh.projection import camera_matrix_problem, solve_translations
-from key2mesh_ros import messages
+from key2mesh_ros import diagnostics, messages
+from key2mesh_ros.depth import DepthBuffer, DepthError, depth_to_metres, torso_distance
 from key2mesh_ros.tracking import Tracker
 
 STAGES = ("decode", "detect", "lift", "publish", "total")
@@ -59,6 +66,13 @@ PARAMETERS = {
     "stats_period_s": (2.0, "log and publish latency statistics this often (0 = never)"),
     "max_image_pixels": (40_000_000, "refuse larger images (decompression bombs are refused before decoding)"),
     "watchdog_s": (5.0, "report a frame still processing after this long (0 = never)"),
+    "autostart": (True, "configure and activate at startup (false: wait for a lifecycle manager)"),
+    "publish_tf": (True, "body_<id> and <joint>_<id> frames on /tf (REP-155 axes), for people with a position"),
+    "hri_topics": (True, "REP-155 (ROS4HRI) topics under /humans/bodies"),
+    "diagnostics_period_s": (1.0, "publish /diagnostics this often (0 = never)"),
+    "min_rate_hz": (2.0, "/diagnostics warns when images arrive but fewer frames than this are processed"),
+    "depth_topic": ("", "aligned depth image, 16UC1 mm or 32FC1 m ('' = off): distance from depth under the torso"),
+    "depth_tolerance_s": (0.05, "pair a depth image with the colour image when their stamps differ by at most this"),
 }
 
 
@@ -81,9 +95,12 @@ def camera_info_topic(image_topic: str, setting: str) -> str | None:
     return f"{namespace}{slash}camera_info"  # a relative image topic gets a relative camera_info
 
 
-class Key2MeshNode(Node):
+class Key2MeshNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("key2mesh_node", **kwargs)
+        self._entities: list = []  # subscriptions, publishers, timers made by configure
+        self._active = False  # lifecycle state: processing only while active ...
+        self._enabled = True  # ... and not paused through ~/enable
         for name, (default, description) in PARAMETERS.items():
             allowed = CHOICES.get(name)
             constraint = f"one of: {', '.join(allowed)}" if allowed else ""
@@ -95,7 +112,63 @@ class Key2MeshNode(Node):
                 raise ValueError(f"parameter {name} must be one of {', '.join(allowed)}, got {p[name]!r}")
         p["camera_info_topic"] = camera_info_topic(p["image_topic"], p["camera_info_topic"])
         self.params = p
+        self.configure_error: Exception | None = None
+        self._warned: dict[str, float] = {}
+        self.timings = {stage: deque(maxlen=600) for stage in STAGES}
+        self.counts = {"received": 0, "frames": 0, "dropped": 0, "bad_images": 0, "failed": 0, "people": 0,
+                       "depth_positions": 0, "size_positions": 0}
+        self._reported = dict(self.counts)
+        self._reported_at = time.monotonic()
+        self.create_service(SetBool, "~/enable", self._on_enable)
 
+    # --- lifecycle ------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as err:  # kept for main() to report in one line
+            self.configure_error = err
+            self.get_logger().error(f"configure failed: {type(err).__name__}: {err}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = True
+        self.get_logger().info(f"active: processing {self.params['image_topic']}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        with self._cond:
+            self._pending = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _on_enable(self, request, response):
+        self._enabled = bool(request.data)
+        if not self._enabled:
+            with self._cond:
+                self._pending = None
+        response.success = True
+        response.message = "processing" if self._enabled and self._active else \
+            "paused" if not self._enabled else "enabled; the node is not active (lifecycle)"
+        self.get_logger().info(f"~/enable {self._enabled}: {response.message}")
+        return response
+
+    @property
+    def state(self) -> str:
+        return "active" if self._active and self._enabled else "paused" if self._active else "inactive"
+
+    def _configure(self) -> None:
+        p = self.params
         from key2mesh.backends import create_backend
         from key2mesh.detector import PoseDetector
 
@@ -109,41 +182,82 @@ class Key2MeshNode(Node):
         self.tracker = Tracker(max_age_s=p["track_max_age_s"], smoothing=p["smoothing"],
                                min_cutoff=p["smoothing_min_cutoff"], beta=p["smoothing_beta"])
         self.camera_matrix: np.ndarray | None = None
-        self._warned: dict[str, float] = {}
+        self.depth = DepthBuffer()
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         out = p["output_topic"]
         from key2mesh_msgs.msg import BodyModelInfo, HumanMeshArray
 
+        keep = self._entities.append
         self.pub_humans = self.create_publisher(HumanMeshArray, out, reliable)
         self.pub_markers = self.create_publisher(MarkerArray, f"{out}/markers", reliable)
         self.pub_stats = self.create_publisher(String, f"{out}/stats", reliable)
         self.pub_info = self.create_publisher(BodyModelInfo, f"{out}/body_model", latched)
+        for entity in (self.pub_humans, self.pub_markers, self.pub_stats, self.pub_info):
+            keep(entity)
+        self.pub_tf = None
+        if p["publish_tf"]:
+            from tf2_msgs.msg import TFMessage
+
+            self.pub_tf = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+            keep(self.pub_tf)
+        self.hri = None
+        if p["hri_topics"]:
+            from key2mesh_ros.hri_topics import HriBodies
+
+            self.hri = HriBodies(self, qos=reliable)
+        self.pub_diagnostics = None
+        if p["diagnostics_period_s"] > 0:
+            from diagnostic_msgs.msg import DiagnosticArray
+
+            self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            keep(self.pub_diagnostics)
+            keep(self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics))
         self.faces = self.backend.faces
         self.pub_info.publish(messages.body_model_info(Path(onnx_path).stem, self.faces, self.backend.num_vertices))
         self.last_mesh_marker = 0.0
 
-        self.sub_image = self.create_subscription(Image, p["image_topic"], lambda m: self._stash(m, "raw"),
-                                                  qos_profile_sensor_data)
+        keep(self.create_subscription(Image, p["image_topic"], lambda m: self._stash(m, "raw"), qos_profile_sensor_data))
         if p["compressed_topic"]:
-            self.create_subscription(CompressedImage, p["compressed_topic"], lambda m: self._stash(m, "compressed"),
-                                     qos_profile_sensor_data)
+            keep(self.create_subscription(CompressedImage, p["compressed_topic"], lambda m: self._stash(m, "compressed"),
+                                          qos_profile_sensor_data))
         if p["camera_info_topic"] is not None:
-            self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, qos_profile_sensor_data)
+            keep(self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info,
+                                          qos_profile_sensor_data))
+        if p["depth_topic"]:
+            keep(self.create_subscription(Image, p["depth_topic"], self.depth.add, qos_profile_sensor_data))
 
-        self.timings = {stage: deque(maxlen=600) for stage in STAGES}
-        self.counts = {"frames": 0, "dropped": 0, "bad_images": 0, "people": 0}
         self._pending: tuple | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._frame_started: float | None = None
         if p["watchdog_s"] > 0:
-            self.create_timer(1.0, self._watchdog)
+            keep(self.create_timer(1.0, self._watchdog))
         self._worker = threading.Thread(target=self._work, name="key2mesh_worker", daemon=True)
         self._worker.start()
         if p["stats_period_s"] > 0:
-            self.create_timer(p["stats_period_s"], self._publish_stats)
+            keep(self.create_timer(p["stats_period_s"], self._publish_stats))
+
+    def _release(self) -> None:
+        """Undo ``_configure``: stop the worker, destroy what it created (cleanup, shutdown, a
+        failed configure)."""
+        if getattr(self, "_worker", None) is not None:
+            self._stop.set()
+            with self._cond:
+                self._cond.notify()
+            self._worker.join(timeout=5.0)
+            self._worker = None
+        if getattr(self, "hri", None) is not None:
+            self.hri.close()
+            self.hri = None
+        for entity in self._entities:
+            kind = type(entity).__name__
+            destroy = {"Subscription": self.destroy_subscription, "Publisher": self.destroy_publisher,
+                       "Timer": self.destroy_timer}.get(kind)
+            if destroy is not None:
+                destroy(entity)
+        self._entities.clear()
 
     def _warn(self, text: str, period_s: float = 5.0) -> None:
         """Throttle per kind of problem (not per call site), so each distinct fault is reported."""
@@ -180,6 +294,9 @@ class Key2MeshNode(Node):
 
     # --- callbacks: constant time -------------------------------------------------------
     def _stash(self, msg, kind: str) -> None:
+        self.counts["received"] += 1
+        if not (self._active and self._enabled):
+            return
         with self._cond:
             if self._pending is not None:
                 self.counts["dropped"] += 1  # a newer frame arrived before this one was taken
@@ -214,8 +331,9 @@ class Key2MeshNode(Node):
                 self.counts["bad_images"] += 1
                 self._warn(f"skipping image: {err}")
             except Exception as err:  # keep the robot's perception alive; say what broke
-                if not self.context.ok():
+                if not self.context.ok() or self._stop.is_set():
                     return  # shutting down: publishers are gone
+                self.counts["failed"] += 1
                 self.get_logger().error(f"frame failed: {type(err).__name__}: {err}", throttle_duration_sec=2.0)
             finally:
                 self._frame_started = None
@@ -243,8 +361,7 @@ class Key2MeshNode(Node):
                        f"{self.params['max_people']} most confident (parameter max_people)")
             detections = detections[: self.params["max_people"]]
         t2 = time.perf_counter()
-        humans = []
-        joints_for_markers, ids = [], []
+        humans, placed, hri_people = [], [], []  # placed: (track id, pose, camera-frame joints)
         if detections:
             boxes = np.stack([d.box for d in detections])
             keypoints = np.stack([d.keypoints for d in detections]).astype(np.float32)
@@ -255,29 +372,64 @@ class Key2MeshNode(Node):
             track_ids, smoothed = self.tracker.update(boxes, keypoints, received)
             out = self.backend.run(normalize_keypoints(smoothed))
             t3 = time.perf_counter()
-            positions = np.full((len(detections), 3), np.nan)
-            if self.camera_matrix is not None:  # every person in one batched solve
-                positions = solve_translations(out["keypoints3d"], smoothed[..., :2], smoothed[..., 2], self.camera_matrix)
+            positions, sources = self._positions(msg.header, rgb.shape, out, smoothed)
             for i, det in enumerate(detections):
                 position = None if np.isnan(positions[i]).any() else positions[i]
                 vertices = out["vertices"][i] if self.params["publish_vertices"] else None
                 humans.append(messages.human_mesh(msg.header, track_ids[i], det.score, det.box, smoothed[i],
                                                   out["pose"][i], out["betas"][i], out["joints"][i], vertices,
-                                                  position))
+                                                  position, sources[i]))
                 if position is not None:
-                    joints_for_markers.append(out["joints"][i] + position)
-                    ids.append(track_ids[i])
+                    placed.append((track_ids[i], out["pose"][i], out["joints"][i] + position))
+                hri_people.append({"id": track_ids[i], "keypoints": smoothed[i], "box": det.box, "score": det.score,
+                                   "pose": out["pose"][i]})
         else:
+            self.tracker.prune(received)
             t3 = time.perf_counter()
         self.pub_humans.publish(messages.human_mesh_array(msg.header, humans, (time.perf_counter() - received) * 1000))
-        if self.params["publish_markers"] and joints_for_markers:
-            self.pub_markers.publish(messages.skeleton_markers(msg.header, joints_for_markers, ids))
+        if self.params["publish_markers"] and placed:
+            self.pub_markers.publish(messages.skeleton_markers(msg.header, [j for _, _, j in placed],
+                                                               [t for t, _, _ in placed]))
             self._maybe_mesh_markers(msg.header, humans)
+        if self.pub_tf is not None and placed:
+            from key2mesh_ros.tf_frames import tf_message
+
+            self.pub_tf.publish(tf_message(msg.header, placed))
+        if self.hri is not None:
+            self.hri.publish(msg.header, rgb.shape[1], rgb.shape[0], self.tracker.ids, hri_people)
         t4 = time.perf_counter()
         for stage, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - received), strict=True):
             self.timings[stage].append(value * 1000)
         self.counts["frames"] += 1
         self.counts["people"] += len(humans)
+
+    def _positions(self, header, shape: tuple, out: dict, keypoints: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """Camera-frame pelvis positions ``[P,3]`` (NaN: unknown) and where each came from
+        (``HumanMesh.POSITION_*``): body size through CameraInfo, its distance replaced by the
+        median depth under the torso where an aligned depth image of this stamp has one."""
+        from key2mesh_msgs.msg import HumanMesh
+
+        count = len(keypoints)
+        if self.camera_matrix is None:
+            return np.full((count, 3), np.nan), [HumanMesh.POSITION_NONE] * count
+        positions = solve_translations(out["keypoints3d"], keypoints[..., :2], keypoints[..., 2], self.camera_matrix)
+        sources = [HumanMesh.POSITION_NONE if np.isnan(p).any() else HumanMesh.POSITION_BODY_SIZE for p in positions]
+        depth_msg = self.depth.closest(header.stamp.sec * 1_000_000_000 + header.stamp.nanosec,
+                                       self.params["depth_tolerance_s"]) if self.params["depth_topic"] else None
+        if depth_msg is not None:
+            try:
+                depth = depth_to_metres(depth_msg)
+            except DepthError as err:
+                self._warn(f"ignoring depth image: {err}")
+                depth = None
+            for i in range(count) if depth is not None else ():
+                distance = torso_distance(depth, keypoints[i], (shape[1], shape[0]))
+                if distance is not None and sources[i] == HumanMesh.POSITION_BODY_SIZE and positions[i][2] > 0:
+                    positions[i] = positions[i] * (distance / positions[i][2])  # same ray, measured distance
+                    sources[i] = HumanMesh.POSITION_DEPTH
+        self.counts["depth_positions"] += sources.count(HumanMesh.POSITION_DEPTH)
+        self.counts["size_positions"] += sources.count(HumanMesh.POSITION_BODY_SIZE)
+        return positions, sources
 
     def _maybe_mesh_markers(self, header, humans) -> None:
         now = time.monotonic()
@@ -310,12 +462,29 @@ class Key2MeshNode(Node):
             self.get_logger().info(f"{stats['frames']} frames, {stats['dropped']} dropped, total median "
                                    f"{total['median_ms']} ms", throttle_duration_sec=10.0)
 
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        delta = {k: self.counts[k] - self._reported.get(k, 0) for k in self.counts}
+        window = diagnostics.Window(now - self._reported_at, delta["received"], delta["frames"], delta["dropped"],
+                                    delta["failed"], delta["bad_images"], delta["people"])
+        self._reported, self._reported_at = dict(self.counts), now
+        level, text = diagnostics.assess(window, self.params["min_rate_hz"], self.state, self.params["image_topic"])
+        total = self.stats()["stages"]["total"]
+        source = "depth" if delta["depth_positions"] else "body size" if delta["size_positions"] else "none"
+        values = {
+            "state": self.state, "rate_hz": round(window.processed / max(window.seconds, 1e-9), 2),
+            "input_rate_hz": round(window.received / max(window.seconds, 1e-9), 2),
+            "latency_median_ms": total["median_ms"], "latency_p90_ms": total["p90_ms"],
+            "people": delta["people"], "dropped_frames": delta["dropped"], "failed_frames": delta["failed"],
+            "bad_images": delta["bad_images"], "position_source": source,
+            "backend": self.backend.name, "detector": self.detector.description,
+        }
+        self.pub_diagnostics.publish(diagnostics.diagnostic_array(self.get_clock().now().to_msg(), self.get_name(),
+                                                                  level, text, values))
+
     def destroy_node(self) -> None:
-        if hasattr(self, "_worker"):  # a node whose start failed half-way has no worker yet
-            self._stop.set()
-            with self._cond:
-                self._cond.notify()
-            self._worker.join(timeout=5.0)
+        self._active = False
+        self._release()
         super().destroy_node()
 
 
@@ -343,6 +512,13 @@ def main(args: list[str] | None = None, debug: bool = False) -> int:
     try:
         try:
             node = Key2MeshNode()
+            if node.params["autostart"]:
+                if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                    err = node.configure_error or RuntimeError("configure failed")
+                    return _fatal(f"{type(err).__name__}: {_first_line(err)}", debug)
+                node.trigger_activate()
+            else:
+                node.get_logger().info("autostart is off: waiting for a lifecycle manager to configure and activate")
         except Exception as err:
             return _fatal(f"{type(err).__name__}: {_first_line(err)}", debug)
         rclpy.spin(node)

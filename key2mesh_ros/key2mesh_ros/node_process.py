@@ -16,7 +16,7 @@ from key2mesh_ros.ros_environment import DEFAULT_PARAMS, configure_ros_environme
 def write_params(path: str | Path, **overrides) -> Path:
     """The shipped parameter file with ``overrides`` applied, written to ``path``."""
     params = yaml.safe_load(DEFAULT_PARAMS.read_text())
-    params["key2mesh_node"]["ros__parameters"].update(overrides)
+    params["/**/key2mesh_node"]["ros__parameters"].update(overrides)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(params))
@@ -26,8 +26,9 @@ def write_params(path: str | Path, **overrides) -> Path:
 class NodeProcess:
     """``key2mesh-node`` in a child process; a context manager that always cleans up."""
 
-    def __init__(self, params: str | Path, log_path: str | Path | None = None) -> None:
+    def __init__(self, params: str | Path, log_path: str | Path | None = None, ros_args: list[str] | None = None) -> None:
         self.params = Path(params)
+        self.ros_args = list(ros_args or [])  # e.g. ["-r", "__ns:=/front"]
         self.log_path = Path(log_path) if log_path else None
         self.proc: subprocess.Popen | None = None
 
@@ -35,7 +36,8 @@ class NodeProcess:
         env = configure_ros_environment(dict(os.environ), localhost_only=True)
         out = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "key2mesh_ros.runner", "--params", str(self.params),
-                                      "--localhost-only"], env=env, stdout=out, stderr=subprocess.STDOUT)
+                                      "--localhost-only", *(["--ros-args", *self.ros_args] if self.ros_args else [])],
+                                     env=env, stdout=out, stderr=subprocess.STDOUT)
         return self
 
     def alive(self) -> bool:

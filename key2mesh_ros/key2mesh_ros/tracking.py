@@ -56,9 +56,18 @@ class Tracker:
         self.tracks: list[Track] = []
         self.next_id = 1
 
+    def prune(self, t: float) -> None:
+        """Forget tracks unseen for longer than ``max_age_s`` at time ``t``."""
+        self.tracks = [tr for tr in self.tracks if t - tr.last_seen <= self.max_age_s and t >= tr.last_seen]
+
+    @property
+    def ids(self) -> list[int]:
+        """Every track still held: seen in the last frame or within ``max_age_s``."""
+        return [tr.track_id for tr in self.tracks]
+
     def update(self, boxes: np.ndarray, keypoints: np.ndarray, t: float) -> tuple[list[int], np.ndarray]:
         """Assign ids to ``boxes [N,4]``; returns ids and (smoothed) keypoints ``[N,17,3]``."""
-        self.tracks = [tr for tr in self.tracks if t - tr.last_seen <= self.max_age_s and t >= tr.last_seen]
+        self.prune(t)
         ids = [-1] * len(boxes)
         if self.tracks and len(boxes):
             iou = box_iou(boxes, np.stack([tr.box for tr in self.tracks]))

@@ -1,0 +1,96 @@
+"""REP-155 (ROS4HRI) body topics, so ROS4HRI tools and libraries see our people.
+
+``/humans/bodies/tracked`` (``hri_msgs/IdsList``) lists the tracked bodies; per body
+``<id>`` (``b`` + our track id, e.g. ``b7``: a ROS name token cannot start with a digit, and
+the TF frames use the same id): ``skeleton2d`` (``hri_msgs/Skeleton2D``, normalised image
+coordinates), ``roi`` (``hri_msgs/NormalizedRegionOfInterest2D``) and ``joint_states``
+(``sensor_msgs/JointState``: each SMPL joint's rotation relative to its parent as intrinsic
+x, y, z angles, three revolute joints ``<joint>_rx``, ``_ry``, ``_rz`` per SMPL joint, so a
+chain of revolute joints reproduces the pose). A body's publishers are created when its track
+appears and destroyed when the tracker forgets it: nothing accumulates over a long run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from key2mesh.keypoints import SMPL_JOINT_NAMES, coco17_to_hri_skeleton18
+
+
+def body_id(track_id: int) -> str:
+    """The REP-155 body id of a track: the same string in topics and TF frames."""
+    return f"b{track_id}"
+
+
+JOINT_STATE_NAMES: tuple[str, ...] = tuple(f"{joint}_r{axis}" for joint in SMPL_JOINT_NAMES for axis in "xyz")
+
+
+def joint_angles(pose: np.ndarray) -> np.ndarray:
+    """SMPL axis-angle ``[72]`` -> intrinsic x-y-z angles ``[72]`` (radians) per joint."""
+    return Rotation.from_rotvec(np.asarray(pose, dtype=np.float64).reshape(24, 3)).as_euler("XYZ").reshape(-1)
+
+
+class HriBodies:
+    """The REP-155 topics of one node; ``publish`` once per processed frame."""
+
+    def __init__(self, node, prefix: str = "/humans/bodies", qos=10) -> None:
+        from hri_msgs.msg import IdsList
+
+        self.node = node
+        self.prefix = prefix.rstrip("/")
+        self.qos = qos
+        self.tracked_publisher = node.create_publisher(IdsList, f"{self.prefix}/tracked", qos)
+        self.bodies: dict[str, tuple] = {}  # id -> (skeleton2d, roi, joint_states) publishers
+
+    def _publishers(self, body_id: str) -> tuple:
+        from hri_msgs.msg import NormalizedRegionOfInterest2D, Skeleton2D
+        from sensor_msgs.msg import JointState
+
+        if body_id not in self.bodies:
+            base = f"{self.prefix}/{body_id}"
+            self.bodies[body_id] = (self.node.create_publisher(Skeleton2D, f"{base}/skeleton2d", self.qos),
+                                    self.node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", self.qos),
+                                    self.node.create_publisher(JointState, f"{base}/joint_states", self.qos))
+        return self.bodies[body_id]
+
+    def forget(self, keep: set[str]) -> None:
+        """Destroy the publishers of every body not in ``keep``."""
+        for body_id in [b for b in self.bodies if b not in keep]:
+            for publisher in self.bodies.pop(body_id):
+                self.node.destroy_publisher(publisher)
+
+    def publish(self, header, width: int, height: int, tracked: list[int], people: list[dict]) -> None:
+        """``tracked``: every track id the tracker still holds (seen now or recently); ``people``:
+        this frame's bodies as dicts with ``id``, ``keypoints [17,3]`` (pixels), ``box [4]``,
+        ``score`` and ``pose [72]``."""
+        from hri_msgs.msg import (
+            IdsList,
+            NormalizedPointOfInterest2D,
+            NormalizedRegionOfInterest2D,
+            Skeleton2D,
+        )
+        from sensor_msgs.msg import JointState
+
+        ids = [body_id(t) for t in tracked]
+        self.forget(set(ids))
+        self.tracked_publisher.publish(IdsList(header=header, ids=ids))
+        scale = np.array([1.0 / max(width, 1), 1.0 / max(height, 1)], dtype=np.float32)
+        for person in people:
+            skeleton_pub, roi_pub, joints_pub = self._publishers(body_id(person["id"]))
+            points = coco17_to_hri_skeleton18(person["keypoints"])
+            xy = np.clip(points[:, :2] * scale, 0.0, 1.0)
+            skeleton = Skeleton2D(header=header)
+            skeleton.skeleton = [NormalizedPointOfInterest2D(x=float(x), y=float(y), c=float(c))
+                                 for (x, y), c in zip(xy, np.clip(points[:, 2], 0.0, 1.0), strict=True)]
+            skeleton_pub.publish(skeleton)
+            box = np.clip(np.asarray(person["box"], dtype=np.float32).reshape(2, 2) * scale, 0.0, 1.0)
+            roi_pub.publish(NormalizedRegionOfInterest2D(header=header, xmin=float(box[0, 0]), ymin=float(box[0, 1]),
+                                                         xmax=float(box[1, 0]), ymax=float(box[1, 1]),
+                                                         c=float(person["score"])))
+            joints_pub.publish(JointState(header=header, name=list(JOINT_STATE_NAMES),
+                                          position=joint_angles(person["pose"]).tolist()))
+
+    def close(self) -> None:
+        self.forget(set())
+        self.node.destroy_publisher(self.tracked_publisher)
