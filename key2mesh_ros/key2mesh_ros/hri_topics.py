@@ -26,11 +26,6 @@ def body_id(track_id: int) -> str:
 JOINT_STATE_NAMES: tuple[str, ...] = tuple(f"{joint}_r{axis}" for joint in SMPL_JOINT_NAMES for axis in "xyz")
 
 
-def joint_angles(pose: np.ndarray) -> np.ndarray:
-    """SMPL axis-angle ``[72]`` -> intrinsic x-y-z angles ``[72]`` (radians) per joint."""
-    return Rotation.from_rotvec(np.asarray(pose, dtype=np.float64).reshape(24, 3)).as_euler("XYZ").reshape(-1)
-
-
 class HriBodies:
     """The REP-155 topics of one node; ``publish`` once per processed frame."""
 
@@ -43,53 +38,65 @@ class HriBodies:
         self.tracked_publisher = node.create_publisher(IdsList, f"{self.prefix}/tracked", qos)
         self.bodies: dict[str, tuple] = {}  # id -> (skeleton2d, roi, joint_states) publishers
 
-    def _publishers(self, body_id: str) -> tuple:
-        from hri_msgs.msg import NormalizedRegionOfInterest2D, Skeleton2D
+    def _body(self, body_id: str) -> dict:
+        """The body's publishers and its messages, made once and refilled every frame."""
+        from hri_msgs.msg import NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
         from sensor_msgs.msg import JointState
 
         if body_id not in self.bodies:
             base = f"{self.prefix}/{body_id}"
-            self.bodies[body_id] = (self.node.create_publisher(Skeleton2D, f"{base}/skeleton2d", self.qos),
-                                    self.node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", self.qos),
-                                    self.node.create_publisher(JointState, f"{base}/joint_states", self.qos))
+            skeleton = Skeleton2D()
+            skeleton.skeleton = [NormalizedPointOfInterest2D() for _ in range(18)]
+            self.bodies[body_id] = {
+                "publishers": (self.node.create_publisher(Skeleton2D, f"{base}/skeleton2d", self.qos),
+                               self.node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", self.qos),
+                               self.node.create_publisher(JointState, f"{base}/joint_states", self.qos)),
+                "skeleton": skeleton, "roi": NormalizedRegionOfInterest2D(),
+                "joint_states": JointState(name=list(JOINT_STATE_NAMES)),
+            }
         return self.bodies[body_id]
 
     def forget(self, keep: set[str]) -> None:
         """Destroy the publishers of every body not in ``keep``."""
         for body_id in [b for b in self.bodies if b not in keep]:
-            for publisher in self.bodies.pop(body_id):
+            for publisher in self.bodies.pop(body_id)["publishers"]:
                 self.node.destroy_publisher(publisher)
 
     def publish(self, header, width: int, height: int, tracked: list[int], people: list[dict]) -> None:
         """``tracked``: every track id the tracker still holds (seen now or recently); ``people``:
         this frame's bodies as dicts with ``id``, ``keypoints [17,3]`` (pixels), ``box [4]``,
         ``score`` and ``pose [72]``."""
-        from hri_msgs.msg import (
-            IdsList,
-            NormalizedPointOfInterest2D,
-            NormalizedRegionOfInterest2D,
-            Skeleton2D,
-        )
-        from sensor_msgs.msg import JointState
+        from hri_msgs.msg import IdsList
 
         ids = [body_id(t) for t in tracked]
         self.forget(set(ids))
         self.tracked_publisher.publish(IdsList(header=header, ids=ids))
+        if not people:
+            return
         scale = np.array([1.0 / max(width, 1), 1.0 / max(height, 1)], dtype=np.float32)
-        for person in people:
-            skeleton_pub, roi_pub, joints_pub = self._publishers(body_id(person["id"]))
-            points = coco17_to_hri_skeleton18(person["keypoints"])
-            xy = np.clip(points[:, :2] * scale, 0.0, 1.0)
-            skeleton = Skeleton2D(header=header)
-            skeleton.skeleton = [NormalizedPointOfInterest2D(x=float(x), y=float(y), c=float(c))
-                                 for (x, y), c in zip(xy, np.clip(points[:, 2], 0.0, 1.0), strict=True)]
+        points = coco17_to_hri_skeleton18(np.stack([p["keypoints"] for p in people]))  # [P,18,3]
+        points[..., :2] = np.clip(points[..., :2] * scale, 0.0, 1.0)
+        points[..., 2] = np.clip(points[..., 2], 0.0, 1.0)
+        boxes = np.clip(np.stack([np.asarray(p["box"], np.float32) for p in people]).reshape(-1, 2, 2) * scale, 0, 1)
+        angles = Rotation.from_rotvec(np.stack([p["pose"] for p in people]).reshape(-1, 3).astype(np.float64))
+        angles = angles.as_euler("XYZ").reshape(len(people), -1)
+        for person, xyc, box, joint_angles_ in zip(people, points.tolist(), boxes.tolist(), angles, strict=True):
+            body = self._body(body_id(person["id"]))
+            skeleton_pub, roi_pub, joints_pub = body["publishers"]
+            skeleton = body["skeleton"]
+            skeleton.header = header
+            for point, (x, y, c) in zip(skeleton.skeleton, xyc, strict=True):
+                point.x, point.y, point.c = x, y, c
             skeleton_pub.publish(skeleton)
-            box = np.clip(np.asarray(person["box"], dtype=np.float32).reshape(2, 2) * scale, 0.0, 1.0)
-            roi_pub.publish(NormalizedRegionOfInterest2D(header=header, xmin=float(box[0, 0]), ymin=float(box[0, 1]),
-                                                         xmax=float(box[1, 0]), ymax=float(box[1, 1]),
-                                                         c=float(person["score"])))
-            joints_pub.publish(JointState(header=header, name=list(JOINT_STATE_NAMES),
-                                          position=joint_angles(person["pose"]).tolist()))
+            roi = body["roi"]
+            roi.header = header
+            (roi.xmin, roi.ymin), (roi.xmax, roi.ymax) = box
+            roi.c = float(person["score"])
+            roi_pub.publish(roi)
+            states = body["joint_states"]
+            states.header = header
+            states.position = joint_angles_
+            joints_pub.publish(states)
 
     def close(self) -> None:
         self.forget(set())

@@ -65,31 +65,52 @@ def body_model_info(name: str, faces: np.ndarray | None, num_vertices: int) -> B
 
 
 _BONES = [(j, p) for j, p in enumerate(SMPL_PARENTS) if p >= 0]
+_BONE_INDEX = np.array(_BONES).reshape(-1)
 
 
 def _points(xyz: np.ndarray) -> list[Point]:
     return [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
 
 
-def skeleton_markers(header, joints_by_person: list[np.ndarray], ids: list[int], lifetime_s: float = 0.5) -> MarkerArray:
-    """Joints as spheres and bones as lines, one pair of markers per person (cheap)."""
-    markers = MarkerArray()
-    for joints, track_id in zip(joints_by_person, ids, strict=True):
-        colour = ColorRGBA(r=0.1 + 0.8 * ((track_id * 0.37) % 1.0), g=0.8, b=0.3, a=1.0)
-        for kind, marker_type, points in (
-            ("joints", Marker.SPHERE_LIST, joints),
-            ("bones", Marker.LINE_LIST, joints[np.array(_BONES).reshape(-1)]),
-        ):
-            m = Marker()
-            m.header = header
-            m.ns, m.id, m.type, m.action = f"key2mesh_{kind}", int(track_id), marker_type, Marker.ADD
-            m.pose.orientation.w = 1.0
-            m.scale.x = m.scale.y = m.scale.z = 0.04 if kind == "joints" else 0.015
-            m.color = colour
-            m.lifetime.sec, m.lifetime.nanosec = int(lifetime_s), int((lifetime_s % 1) * 1e9)
-            m.points = _points(points)
-            markers.markers.append(m)
-    return markers
+class SkeletonMarkers:
+    """Joints as spheres and bones as lines, one pair of markers per person. Each track's two
+    markers and their points are made once and refilled every frame: building ~70 Points per
+    person per frame would cost more than the network itself."""
+
+    def __init__(self, lifetime_s: float = 0.5) -> None:
+        self.lifetime_s = lifetime_s
+        self.cache: dict[int, tuple[Marker, Marker]] = {}
+
+    def _markers(self, track_id: int) -> tuple[Marker, Marker]:
+        if track_id not in self.cache:
+            colour = ColorRGBA(r=0.1 + 0.8 * ((track_id * 0.37) % 1.0), g=0.8, b=0.3, a=1.0)
+            pair = []
+            for kind, marker_type, count in (("joints", Marker.SPHERE_LIST, len(SMPL_PARENTS)),
+                                             ("bones", Marker.LINE_LIST, 2 * len(_BONES))):
+                m = Marker()
+                m.ns, m.id, m.type, m.action = f"key2mesh_{kind}", int(track_id), marker_type, Marker.ADD
+                m.pose.orientation.w = 1.0
+                m.scale.x = m.scale.y = m.scale.z = 0.04 if kind == "joints" else 0.015
+                m.color = colour
+                m.lifetime.sec, m.lifetime.nanosec = int(self.lifetime_s), int((self.lifetime_s % 1) * 1e9)
+                m.points = [Point() for _ in range(count)]
+                pair.append(m)
+            self.cache[track_id] = (pair[0], pair[1])
+        return self.cache[track_id]
+
+    def forget(self, keep: set[int]) -> None:
+        for track_id in [t for t in self.cache if t not in keep]:
+            del self.cache[track_id]
+
+    def message(self, header, joints_by_person: list[np.ndarray], ids: list[int]) -> MarkerArray:
+        markers = MarkerArray()
+        for joints, track_id in zip(joints_by_person, ids, strict=True):
+            for marker, points in zip(self._markers(track_id), (joints, joints[_BONE_INDEX]), strict=True):
+                marker.header = header
+                for point, (x, y, z) in zip(marker.points, np.asarray(points, dtype=np.float64).tolist(), strict=True):
+                    point.x, point.y, point.z = x, y, z
+                markers.markers.append(marker)
+        return markers
 
 
 def mesh_marker(header, vertices: np.ndarray, faces: np.ndarray, track_id: int, lifetime_s: float = 1.0) -> Marker:

@@ -200,7 +200,10 @@ class Key2MeshNode(LifecycleNode):
         if p["publish_tf"]:
             from tf2_msgs.msg import TFMessage
 
+            from key2mesh_ros.tf_frames import TfFrames
+
             self.pub_tf = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+            self.tf_frames = TfFrames()
             keep(self.pub_tf)
         self.hri = None
         if p["hri_topics"]:
@@ -214,6 +217,7 @@ class Key2MeshNode(LifecycleNode):
             self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
             keep(self.pub_diagnostics)
             keep(self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics))
+        self.skeleton_markers = messages.SkeletonMarkers()
         self.faces = self.backend.faces
         self.pub_info.publish(messages.body_model_info(Path(onnx_path).stem, self.faces, self.backend.num_vertices))
         self.last_mesh_marker = 0.0
@@ -388,13 +392,16 @@ class Key2MeshNode(LifecycleNode):
             t3 = time.perf_counter()
         self.pub_humans.publish(messages.human_mesh_array(msg.header, humans, (time.perf_counter() - received) * 1000))
         if self.params["publish_markers"] and placed:
-            self.pub_markers.publish(messages.skeleton_markers(msg.header, [j for _, _, j in placed],
-                                                               [t for t, _, _ in placed]))
+            self.skeleton_markers.forget(set(self.tracker.ids))
+            self.pub_markers.publish(self.skeleton_markers.message(msg.header, [j for _, _, j in placed],
+                                                                   [t for t, _, _ in placed]))
             self._maybe_mesh_markers(msg.header, humans)
-        if self.pub_tf is not None and placed:
-            from key2mesh_ros.tf_frames import tf_message
-
-            self.pub_tf.publish(tf_message(msg.header, placed))
+        if self.pub_tf is not None:
+            self.tf_frames.forget(set(self.tracker.ids))
+            if placed:
+                self.pub_tf.publish(self.tf_frames.message(msg.header, [t for t, _, _ in placed],
+                                                           np.stack([p for _, p, _ in placed]),
+                                                           np.stack([j for _, _, j in placed])))
         if self.hri is not None:
             self.hri.publish(msg.header, rgb.shape[1], rgb.shape[0], self.tracker.ids, hri_people)
         t4 = time.perf_counter()
