@@ -371,10 +371,15 @@ def test_latency_stats_and_markers(node_proc, photos):
 def test_crowd_is_capped_with_a_warning(tmp_path, tiny_onnx, tiny_checkpoint, ros, photos):
     from key2mesh_ros.image_encoding import rgb_to_image
 
-    with _start(tmp_path, tiny_onnx, tiny_checkpoint, "/b", max_people=2, camera_info_topic="off") as proc:
+    with _start(tmp_path, tiny_onnx, tiny_checkpoint, "/b", max_people=2, camera_info_topic="off",
+                detect_every=2) as proc:
         harness = Harness(ros, "/b")
         out = harness.ask(rgb_to_image(photos["bus"]), timeout=90, proc=proc)
         assert len(out.humans) == 2
+        # detect_every 2: the next frame's people come from the tracker, with the same ids.
+        carried = harness.ask(rgb_to_image(photos["bus"]), timeout=30, proc=proc)
+        assert sorted(h.track_id for h in carried.humans) == sorted(h.track_id for h in out.humans)
+        assert _spin_until_true(harness, lambda: any(json.loads(m.data)["predicted_frames"] > 0 for m in harness.stats))
         assert not any(h.position_valid for h in out.humans)  # no CameraInfo: root-relative only
         joints = np.frombuffer(out.humans[0].joints, np.float32).reshape(24, 3)
         np.testing.assert_allclose(joints[0], 0, atol=1e-5)

@@ -55,3 +55,23 @@ def test_smoothing_damps_jitter_and_unseen_joints_keep_a_real_position():
     seen = np.arange(17) != 3
     assert np.abs(np.array(smoothed)[10:, seen]).mean() < 0.6 * np.abs(np.array(raw)[10:, seen]).mean()
     np.testing.assert_allclose(out[0, 3, :2], (40.0, 50.0))  # an unseen joint holds its last value
+
+
+def test_prediction_carries_people_between_detections():
+    """``detect_every``: between detections a track moves by its constant velocity."""
+    rng = np.random.default_rng(1)
+    tracker = Tracker(max_age_s=1.0, smoothing=False)
+    box, keypoints = _person(100, rng)
+    keypoints[3, 2] = 0.0  # a joint unseen: it must not fly off
+    tracker.update(box[None], keypoints[None], 0.0, np.array([0.9]))
+    moved = keypoints.copy()
+    moved[:, 0] += 10.0  # 10 px in 0.1 s: 100 px/s
+    tracker.update((box + [10, 0, 10, 0])[None], moved[None], 0.1, np.array([0.8]))
+    ids, boxes, scores, predicted = tracker.predict(0.15)
+    assert ids == [1] and scores[0] == pytest.approx(0.8)
+    seen = keypoints[:, 2] > 0
+    np.testing.assert_allclose(predicted[0, seen, 0], keypoints[seen, 0] + 15.0, atol=1e-4)
+    np.testing.assert_allclose(predicted[0, ~seen, 0], moved[~seen, 0], atol=1e-4)
+    np.testing.assert_allclose(boxes[0], box + [15, 0, 15, 0], atol=1e-4)
+    assert tracker.tracks[0].last_seen == 0.1  # predicting neither refreshes nor ages a track
+    assert tracker.predict(2.0)[0] == []  # too old to carry

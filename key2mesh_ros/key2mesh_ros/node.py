@@ -72,6 +72,8 @@ PARAMETERS = {
     "diagnostics_period_s": (1.0, "publish /diagnostics this often (0 = never)"),
     "min_rate_hz": (2.0, "/diagnostics warns when images arrive but fewer frames than this are processed"),
     "depth_topic": ("", "aligned depth image, 16UC1 mm or 32FC1 m ('' = off): distance from depth under the torso"),
+    "detect_every": (1, "run the detector on every Nth frame; between, people move by the tracker's motion "
+                     "model (1 = every frame)"),
     "depth_tolerance_s": (0.05, "pair a depth image with the colour image when their stamps differ by at most this"),
 }
 
@@ -116,7 +118,8 @@ class Key2MeshNode(LifecycleNode):
         self._warned: dict[str, float] = {}
         self.timings = {stage: deque(maxlen=600) for stage in STAGES}
         self.counts = {"received": 0, "frames": 0, "dropped": 0, "bad_images": 0, "failed": 0, "people": 0,
-                       "depth_positions": 0, "size_positions": 0}
+                       "depth_positions": 0, "size_positions": 0, "predicted_frames": 0}
+        self._frame_index = 0
         self._reported = dict(self.counts)
         self._reported_at = time.monotonic()
         self.create_service(SetBool, "~/enable", self._on_enable)
@@ -359,33 +362,41 @@ class Key2MeshNode(LifecycleNode):
         limit = self.params["max_image_pixels"]
         rgb = image_to_rgb(msg, limit) if kind == "raw" else compressed_to_rgb(msg, limit)
         t1 = time.perf_counter()
-        detections = self.detector.detect(rgb)
-        if len(detections) > self.params["max_people"]:
-            self._warn(f"more than {self.params['max_people']} people in view: keeping the "
-                       f"{self.params['max_people']} most confident (parameter max_people)")
-            detections = detections[: self.params["max_people"]]
+        self._frame_index += 1
+        every = self.params["detect_every"]
+        track_ids, boxes, scores, smoothed = self.tracker.predict(received) if every > 1 and \
+            self._frame_index % every else ([], None, None, None)
+        predicted = bool(track_ids)  # a skipped detection: people carried by the tracker's motion model
+        if not predicted:
+            detections = self.detector.detect(rgb)
+            if len(detections) > self.params["max_people"]:
+                self._warn(f"more than {self.params['max_people']} people in view: keeping the "
+                           f"{self.params['max_people']} most confident (parameter max_people)")
+                detections = detections[: self.params["max_people"]]
         t2 = time.perf_counter()
         humans, placed, hri_people = [], [], []  # placed: (track id, pose, camera-frame joints)
-        if detections:
+        if not predicted and detections:
             boxes = np.stack([d.box for d in detections])
+            scores = np.array([d.score for d in detections], np.float32)
             keypoints = np.stack([d.keypoints for d in detections]).astype(np.float32)
             bad = ~np.isfinite(keypoints).all(-1)
             if bad.any():
                 self._warn(f"{int(bad.sum())} keypoints with NaN from the detector: treated as missing")
                 keypoints[bad] = 0.0
-            track_ids, smoothed = self.tracker.update(boxes, keypoints, received)
+            track_ids, smoothed = self.tracker.update(boxes, keypoints, received, scores)
+        if track_ids:
             out = self.backend.run(normalize_keypoints(smoothed))
             t3 = time.perf_counter()
             positions, sources = self._positions(msg.header, rgb.shape, out, smoothed)
-            for i, det in enumerate(detections):
+            for i in range(len(track_ids)):
                 position = None if np.isnan(positions[i]).any() else positions[i]
                 vertices = out["vertices"][i] if self.params["publish_vertices"] else None
-                humans.append(messages.human_mesh(msg.header, track_ids[i], det.score, det.box, smoothed[i],
+                humans.append(messages.human_mesh(msg.header, track_ids[i], scores[i], boxes[i], smoothed[i],
                                                   out["pose"][i], out["betas"][i], out["joints"][i], vertices,
                                                   position, sources[i]))
                 if position is not None:
                     placed.append((track_ids[i], out["pose"][i], out["joints"][i] + position))
-                hri_people.append({"id": track_ids[i], "keypoints": smoothed[i], "box": det.box, "score": det.score,
+                hri_people.append({"id": track_ids[i], "keypoints": smoothed[i], "box": boxes[i], "score": scores[i],
                                    "pose": out["pose"][i]})
         else:
             self.tracker.prune(received)
@@ -408,6 +419,7 @@ class Key2MeshNode(LifecycleNode):
         for stage, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - received), strict=True):
             self.timings[stage].append(value * 1000)
         self.counts["frames"] += 1
+        self.counts["predicted_frames"] += int(predicted)
         self.counts["people"] += len(humans)
 
     def _positions(self, header, shape: tuple, out: dict, keypoints: np.ndarray) -> tuple[np.ndarray, list[int]]:

@@ -44,6 +44,10 @@ class Track:
     box: np.ndarray
     last_seen: float
     filter: OneEuroFilter = field(default_factory=OneEuroFilter)
+    score: float = 0.0
+    keypoints: np.ndarray | None = None  # [17,3] last output (pixels)
+    velocity: np.ndarray | None = None  # [17,2] pixels per second, from the last two detections
+    box_velocity: np.ndarray | None = None  # [4]
 
 
 class Tracker:
@@ -65,7 +69,26 @@ class Tracker:
         """Every track still held: seen in the last frame or within ``max_age_s``."""
         return [tr.track_id for tr in self.tracks]
 
-    def update(self, boxes: np.ndarray, keypoints: np.ndarray, t: float) -> tuple[list[int], np.ndarray]:
+    def predict(self, t: float) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+        """Where the tracks are at ``t`` by their constant-velocity motion since last seen: ids,
+        boxes ``[N,4]``, scores ``[N]`` and keypoints ``[N,17,3]`` (for frames the detector
+        skips). Tracks are neither refreshed nor aged by it."""
+        live = [tr for tr in self.tracks if tr.keypoints is not None and 0 <= t - tr.last_seen <= self.max_age_s]
+        if not live:
+            return [], np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 17, 3), np.float32)
+        boxes, keypoints = [], []
+        for tr in live:
+            dt = t - tr.last_seen
+            points = tr.keypoints.copy()
+            if tr.velocity is not None:
+                points[:, :2] += tr.velocity * dt
+            keypoints.append(points)
+            boxes.append(tr.box + (tr.box_velocity * dt if tr.box_velocity is not None else 0.0))
+        return ([tr.track_id for tr in live], np.stack(boxes).astype(np.float32),
+                np.array([tr.score for tr in live], np.float32), np.stack(keypoints).astype(np.float32))
+
+    def update(self, boxes: np.ndarray, keypoints: np.ndarray, t: float,
+               scores: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
         """Assign ids to ``boxes [N,4]``; returns ids and (smoothed) keypoints ``[N,17,3]``."""
         self.prune(t)
         ids = [-1] * len(boxes)
@@ -86,6 +109,11 @@ class Tracker:
                 self.tracks.append(track)
             else:
                 track = self.tracks[match]
+                dt = t - track.last_seen
+                if dt > 0 and track.keypoints is not None:  # motion model for frames without detection
+                    both = (visible_mask(keypoints[i]) & visible_mask(track.keypoints))[:, None]
+                    track.velocity = np.where(both, (keypoints[i, :, :2] - track.keypoints[:, :2]) / dt, 0.0)
+                    track.box_velocity = (boxes[i] - track.box) / dt
                 track.box, track.last_seen = boxes[i], t
             if self.smoothing:
                 xy = keypoints[i, :, :2]
@@ -94,5 +122,7 @@ class Tracker:
                 # new track has none, so they keep the detector's own guess (never a fake 0, 0).
                 previous = track.filter.value if track.filter.value is not None else xy
                 out[i, :, :2] = track.filter(np.where(seen[:, None], xy, previous), t)
+            track.keypoints = keypoints[i].copy()
+            track.score = float(scores[i]) if scores is not None else track.score
             result.append(track.track_id)
         return result, out
