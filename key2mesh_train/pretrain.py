@@ -22,6 +22,7 @@ from tqdm import tqdm
 from key2mesh.body_model import load_skinned_body
 from key2mesh.checkpoint import load_checkpoint, partial_path, run_progress, save_checkpoint
 from key2mesh.network import Key2MeshNet
+from key2mesh.paths import trained_checkpoint
 from key2mesh.skinning import SkinnedBody
 from key2mesh_train.config import TrainConfig, config_to_dict
 from key2mesh_train.interruption import CleanStop, StopRequests, TrainingInterrupted
@@ -200,7 +201,10 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
             saved = done
         if saved is None:
             raise
-        raise TrainingInterrupted(partial, saved, "key2mesh-train pretrain") from err
+        command = "key2mesh-train pretrain"
+        if Path(cfg.checkpoint) != trained_checkpoint():
+            command += f" --out {cfg.checkpoint}"  # plus the same --config/--set as this run
+        raise TrainingInterrupted(partial, saved, command) from err
     save(checkpoint, cfg.steps, finished=True)
     if rank == 0:
         partial.unlink(missing_ok=True)
