@@ -28,6 +28,9 @@ def main() -> int:
     parser.add_argument("--detector-runtime", default="auto", choices=("auto", "onnxruntime", "ultralytics"),
                         help="ultralytics: the path before the ONNX Runtime one, for a before/after figure")
     parser.add_argument("--detector-size", type=int, default=640, help="detector input size (multiple of 32)")
+    parser.add_argument("--detect-every", type=int, default=1, help="node parameter detect_every")
+    parser.add_argument("--plain", action="store_true",
+                        help="/human_mesh only: no TF, ROS4HRI topics or markers (what they cost)")
     args = parser.parse_args()
 
     from key2mesh_ros.ros_environment import configure_ros_environment
@@ -38,7 +41,7 @@ def main() -> int:
     from key2mesh_ros.image_encoding import rgb_to_image
     from key2mesh_ros.node_process import NodeProcess, wait_for, write_params
     from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import String
 
     from key2mesh.paths import artifacts_dir
@@ -46,7 +49,9 @@ def main() -> int:
 
     out_dir = artifacts_dir() / "benchmark_node"
     params = write_params(out_dir / "params.yaml", onnx_model=args.onnx, backend=args.backend, stats_period_s=1.0,
-                          detector_runtime=args.detector_runtime, detector_image_size=args.detector_size)
+                          detector_runtime=args.detector_runtime, detector_image_size=args.detector_size,
+                          detect_every=args.detect_every,
+                          **({"publish_tf": False, "hri_topics": False, "publish_markers": False} if args.plain else {}))
     rgb = demo_photos()[args.photo]
     rclpy.init()
     node = rclpy.create_node("key2mesh_benchmark")
@@ -54,6 +59,10 @@ def main() -> int:
     node.create_subscription(HumanMeshArray, "/human_mesh", answers.append, 10)
     node.create_subscription(String, "/human_mesh/stats", stats.append, 10)
     publisher = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+    info_publisher = node.create_publisher(CameraInfo, "/camera/camera_info", qos_profile_sensor_data)
+    from key2mesh_ros.demo_data import camera_info_msg, guess_camera_matrix
+
+    camera = guess_camera_matrix(rgb.shape[1], rgb.shape[0])
 
     def spin() -> None:
         rclpy.spin_once(node, timeout_sec=0.001)
@@ -69,6 +78,9 @@ def main() -> int:
                 while time.monotonic() < due:
                     spin()
                 msg.header.stamp = node.get_clock().now().to_msg()
+                msg.header.frame_id = "camera"
+                # Calibrated: people get positions, so TF and markers are part of the cost too.
+                info_publisher.publish(camera_info_msg(msg.header, rgb.shape[1], rgb.shape[0], camera))
                 publisher.publish(msg)
                 sent += 1
             time.sleep(1.5)
@@ -87,20 +99,26 @@ def main() -> int:
         print(f"{stage:<10}{values['median_ms']:>12.2f}{values['p90_ms']:>10.2f}")
     stages = report["stages"]
     people = max(1, round(report["people"] / max(report["frames"], 1)))
-    fused = fused_graph_ms(people)
+    fused, provider = fused_graph_ms(people)
     rest = sum(stages[s]["median_ms"] for s in ("decode", "lift", "publish"))
     print(f"everything but the detector: {rest:.2f} ms for {people} people; the fused Key2Mesh graph alone at batch "
-          f"{people}: {fused:.2f} ms (ONNX Runtime, same machine, measured now); ratio {rest / fused:.2f}")
+          f"{people}: {fused:.2f} ms (ONNX Runtime {provider}, same machine, measured now); ratio {rest / fused:.2f}")
+    if provider == "CUDAExecutionProvider":
+        print(f"GPU row: the node ran with backend {report['backend']}; fused graph on the GPU {fused:.2f} ms")
+    else:
+        print("GPU row: none (no NVIDIA GPU / ONNX Runtime CUDA provider on this machine)")
     return 0
 
 
-def fused_graph_ms(batch: int) -> float:
-    """Median time of the fused graph (the default export) at ``batch`` people."""
+def fused_graph_ms(batch: int) -> tuple[float, str]:
+    """Median time of the fused graph (the default export) at ``batch`` people, and the ONNX
+    Runtime provider that ran it (CUDA where an NVIDIA GPU and the CUDA provider exist)."""
     from key2mesh.backends import create_backend
     from key2mesh.paths import exported_onnx
     from key2mesh_train.latency import time_backend
 
-    return time_backend(create_backend("onnxruntime", onnx_path=exported_onnx()), batch, repeats=200, warmup=10)[0]
+    backend = create_backend("onnxruntime", onnx_path=exported_onnx())
+    return time_backend(backend, batch, repeats=200, warmup=10)[0], backend.provider
 
 
 if __name__ == "__main__":

@@ -45,3 +45,17 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory):
     from key2mesh.export import export_onnx
 
     return export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def ros():
+    """An rclpy node in this process (one ROS context per test module), for talking to nodes."""
+    import rclpy
+    from key2mesh_ros.ros_environment import configure_ros_environment
+
+    configure_ros_environment(localhost_only=True)
+    rclpy.init()
+    node = rclpy.create_node("key2mesh_test_client")
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()

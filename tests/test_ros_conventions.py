@@ -12,19 +12,6 @@ import torch
 from key2mesh.keypoints import COCO17_NAMES, HRI_SKELETON18_NAMES, SMPL_JOINT_NAMES, coco17_to_hri_skeleton18
 
 
-@pytest.fixture(scope="module")
-def ros():
-    import rclpy
-    from key2mesh_ros.ros_environment import configure_ros_environment
-
-    configure_ros_environment(localhost_only=True)
-    rclpy.init()
-    node = rclpy.create_node("key2mesh_conventions_test")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
-
-
 def _spin_until(node, done, timeout=10.0):
     import rclpy
 

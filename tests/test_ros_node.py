@@ -85,19 +85,6 @@ class Harness:
 
 
 @pytest.fixture(scope="module")
-def ros():
-    import rclpy
-    from key2mesh_ros.ros_environment import configure_ros_environment
-
-    configure_ros_environment(localhost_only=True)
-    rclpy.init()
-    node = rclpy.create_node("key2mesh_test_client")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
-
-
-@pytest.fixture(scope="module")
 def photos():
     from key2mesh_ros.demo_data import demo_photos
 
