@@ -27,13 +27,17 @@ class PoseDetector:
     ``runtime`` picks the path: ``onnxruntime`` runs an ``.onnx`` model directly (fp32; a
     quantised graph is converted once and cached), the fastest CPU path; ``ultralytics`` runs
     any model through ultralytics (``.pt``, TensorRT ``.engine``); ``auto`` takes the first for
-    ``.onnx`` files and the second otherwise. ``description`` says which was chosen.
+    ``.onnx`` files and the second otherwise. ``description`` says which was chosen. ``rect``
+    (ONNX Runtime path): letterbox each image to the smallest rectangle around it at long side
+    ``image_size`` instead of a square (less padding to compute; ultralytics does the same for
+    ``.pt`` models).
     """
 
     RUNTIMES = ("auto", "onnxruntime", "ultralytics")
 
     def __init__(self, model_path: str | os.PathLike | None = None, confidence: float = 0.3, image_size: int = 640,
-                 max_people: int = 20, device: str | None = None, runtime: str = "auto", threads: int = 0) -> None:
+                 max_people: int = 20, device: str | None = None, runtime: str = "auto", threads: int = 0,
+                 rect: bool = True) -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")  # robots are often offline: never phone home
         os.environ.setdefault("YOLO_VERBOSE", "False")
         if runtime not in self.RUNTIMES:
@@ -52,7 +56,7 @@ class PoseDetector:
         if runtime == "onnxruntime" or (runtime == "auto" and path.endswith(".onnx")):
             from key2mesh.onnx_detector import OnnxPoseDetector
 
-            self._onnx = OnnxPoseDetector(path, confidence, max_people, threads, image_size=image_size)
+            self._onnx = OnnxPoseDetector(path, confidence, max_people, threads, image_size=image_size, rect=rect)
             self.image_size = self._onnx.image_size
             self.description = self._onnx.description
             return

@@ -4,6 +4,12 @@ Two costs go away against ultralytics on the shared int8 QDQ export: the int8 gr
 (ONNX Runtime's CPU kernels run its quantise/dequantise pairs slower than plain fp32), which is
 converted once into an fp32 graph cached under ``artifacts/detectors/``, and ultralytics'
 per-call overhead. Letterbox, NMS and keypoint decoding are a few lines of numpy and OpenCV.
+
+Rectangular inputs (``rect``, the default): an image is letterboxed to the smallest multiple of
+32 around it at the asked long side (a 4:3 frame at 640 runs 640x480, not 640x640 of which a
+quarter is padding), as ultralytics does for its own PyTorch models. A fixed-size export cannot
+take that shape as it is: the head's size-dependent constants are rewritten for it
+(``exact_head_for_shape``), once per image shape, and cached. A camera's frames all share one.
 """
 
 from __future__ import annotations
@@ -88,31 +94,31 @@ def dequantize_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 STRIDES = (8, 16, 32)
 
 
-def _anchors(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """YOLO grid cell centres ``[2,N]`` (x, y) and their strides ``[N]`` for a ``size`` input,
-    in the head's order: stride 8 first, rows of x within each level."""
+def _anchors(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """YOLO grid cell centres ``[2,N]`` (x, y) and their strides ``[N]`` for a ``height x width``
+    input, in the head's order: stride 8 first, rows of x within each level."""
     points, strides = [], []
     for stride in STRIDES:
-        cells = size // stride
-        y, x = np.meshgrid(np.arange(cells) + 0.5, np.arange(cells) + 0.5, indexing="ij")
+        rows, cols = height // stride, width // stride
+        y, x = np.meshgrid(np.arange(rows) + 0.5, np.arange(cols) + 0.5, indexing="ij")
         points.append(np.stack([x.reshape(-1), y.reshape(-1)]))
-        strides.append(np.full(cells * cells, float(stride)))
+        strides.append(np.full(rows * cols, float(stride)))
     return np.concatenate(points, 1).astype(np.float32), np.concatenate(strides).astype(np.float32)
 
 
-def exact_head_for_size(model, size: int, trained_size: int = 640) -> None:
-    """Rewrite, in place, the constants of a YOLO pose head that depend on the input size: the
+def exact_head_for_shape(model, height: int, width: int, trained_size: int = 640) -> None:
+    """Rewrite, in place, the constants of a YOLO pose head that depend on the input shape: the
     grid cell centres and strides that decode boxes and keypoints (exact values: the int8 export
     had quantised them, moving keypoints by up to a few pixels), the flattened anchor count in
-    reshapes, and the stride-32 attention block's grid. ``size`` must be a multiple of 32."""
+    reshapes, and the stride-32 attention block's grid. Both sides must be multiples of 32."""
     from onnx import numpy_helper
 
-    if size % 32:
-        raise ValueError(f"detector input size must be a multiple of 32, got {size}")
+    if height % 32 or width % 32:
+        raise ValueError(f"detector input size must be a multiple of 32, got {height}x{width}")
     old_count = sum((trained_size // s) ** 2 for s in STRIDES)
-    old_cells, cells = trained_size // 32, size // 32
-    count = sum((size // s) ** 2 for s in STRIDES)
-    centres, strides = _anchors(size)
+    old_cells, rows, cols = trained_size // 32, height // 32, width // 32
+    count = sum((height // s) * (width // s) for s in STRIDES)
+    centres, strides = _anchors(height, width)
     graph = model.graph
     reshape_shapes = {node.input[1] for node in graph.node if node.op_type == "Reshape"}
     for index, tensor in enumerate(graph.initializer):
@@ -121,9 +127,9 @@ def exact_head_for_size(model, size: int, trained_size: int = 640) -> None:
         if tensor.name in reshape_shapes and value.dtype == np.int64:
             shape = value.copy()
             shape[shape == old_count] = count
-            shape[shape == old_cells * old_cells] = cells * cells
+            shape[shape == old_cells * old_cells] = rows * cols
             if shape.size == 4 and shape[2] == old_cells and shape[3] == old_cells:
-                shape[2:] = cells
+                shape[2:] = rows, cols
             replacement = shape
         elif value.ndim and value.shape[-1] == old_count and value.dtype == np.float32:
             if value.shape == (1, 2, old_count):  # cell centres
@@ -135,35 +141,51 @@ def exact_head_for_size(model, size: int, trained_size: int = 640) -> None:
         if replacement is not None:
             graph.initializer[index].CopyFrom(numpy_helper.from_array(replacement.astype(value.dtype), tensor.name))
     dims = graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_value = dims[3].dim_value = size
+    dims[2].dim_value, dims[3].dim_value = height, width
     graph.output[0].type.tensor_type.shape.dim[2].dim_value = count
     del graph.value_info[:]
 
 
-def prepared_detector(path: str | os.PathLike, cache_dir: str | os.PathLike, size: int | None = None) -> Path:
-    """The graph to run for ``path`` at input ``size`` (None: its own), made once and cached:
-    a quantised graph becomes fp32 (``dequantize_onnx``), and the head's size-dependent
-    constants are made exact for ``size`` (``exact_head_for_size``). An fp32 graph at its own
-    size is used as it is."""
+def exact_head_for_size(model, size: int, trained_size: int = 640) -> None:
+    """:func:`exact_head_for_shape` for a square ``size x size`` input."""
+    exact_head_for_shape(model, size, size, trained_size)
+
+
+def input_shape(image_hw: tuple[int, int], size: int, rect: bool) -> tuple[int, int]:
+    """The detector input ``(height, width)`` for an image: ``size x size``, or with ``rect`` the
+    smallest multiple of 32 around the image scaled to a long side of ``size``."""
+    if not rect:
+        return size, size
+    scale = size / max(image_hw)
+    return tuple(int(np.ceil(round(side * scale) / 32) * 32) for side in image_hw)
+
+
+def prepared_detector(path: str | os.PathLike, cache_dir: str | os.PathLike,
+                      size: int | tuple[int, int] | None = None) -> Path:
+    """The graph to run for ``path`` at input ``size`` (a side, ``(height, width)``, or None: its
+    own), made once and cached: a quantised graph becomes fp32 (``dequantize_onnx``), and the
+    head's shape-dependent constants are made exact (``exact_head_for_shape``). An fp32 graph
+    at its own size is used as it is."""
     import onnx
 
     path = Path(path)
     model = onnx.load(str(path), load_external_data=False)
     own = model.graph.input[0].type.tensor_type.shape.dim[2].dim_value
-    size = size or own
+    height, width = (size, size) if isinstance(size, int) else size or (own, own)
     quantized = any(node.op_type == "DequantizeLinear" for node in model.graph.node)
-    if not quantized and size == own:
+    if not quantized and (height, width) == (own, own):
         return path
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    cached = Path(cache_dir) / f"{path.stem}-{digest}-fp32-{size}.onnx"
+    name = f"{height}" if height == width else f"{height}x{width}"
+    cached = Path(cache_dir) / f"{path.stem}-{digest}-fp32-{name}.onnx"
     if cached.exists():
         return cached
-    log.info("preparing detector %s for ONNX Runtime at %d px (once): %s", path, size, cached)
+    log.info("preparing detector %s for ONNX Runtime at %dx%d px (once): %s", path, height, width, cached)
     fp32 = cached.with_name(cached.stem + ".fp32.tmp.onnx")
     try:
         dequantize_onnx(path, fp32) if quantized else fp32.write_bytes(path.read_bytes())
         model = onnx.load(str(fp32))
-        exact_head_for_size(model, size, trained_size=own)
+        exact_head_for_shape(model, height, width, trained_size=own)
         onnx.checker.check_model(model)
         tmp = cached.with_name(cached.name + ".tmp")
         onnx.save(model, str(tmp))
@@ -173,17 +195,19 @@ def prepared_detector(path: str | os.PathLike, cache_dir: str | os.PathLike, siz
     return cached
 
 
-def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
-    """``[1,3,size,size]`` float32 input in [0,1] (aspect kept, grey padding), the scale and
-    the padding ``(left, top)`` to map detections back to the image."""
+def letterbox(rgb: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """``[1,3,height,width]`` float32 input in [0,1] (``size``: a side or ``(height, width)``;
+    aspect kept, grey padding), the scale and the padding ``(left, top)`` to map detections back
+    to the image."""
     import cv2
 
+    height, width = (size, size) if isinstance(size, int) else size
     h, w = rgb.shape[:2]
-    scale = min(size / h, size / w)
-    nh, nw = round(h * scale), round(w * scale)
+    scale = min(height / h, width / w)
+    nh, nw = min(round(h * scale), height), min(round(w * scale), width)
     resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (h, w) else rgb
-    top, left = (size - nh) // 2, (size - nw) // 2
-    canvas = np.full((size, size, 3), LETTERBOX_FILL, np.uint8)
+    top, left = (height - nh) // 2, (width - nw) // 2
+    canvas = np.full((height, width, 3), LETTERBOX_FILL, np.uint8)
     canvas[top : top + nh, left : left + nw] = resized
     tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32) * (1.0 / 255.0)
     return tensor, scale, (left, top)
@@ -216,32 +240,52 @@ def decode(output: np.ndarray, confidence: float, max_people: int, scale: float,
 
 
 class OnnxPoseDetector:
-    """A YOLO-pose ``.onnx`` run by ONNX Runtime, fp32, without ultralytics in the loop."""
+    """A YOLO-pose ``.onnx`` run by ONNX Runtime, fp32, without ultralytics in the loop.
+
+    ``image_size`` is the input's long side; with ``rect`` each image shape gets its own
+    rectangular graph (prepared and cached on first sight), else every image runs square."""
 
     def __init__(self, path: str | os.PathLike, confidence: float = 0.3, max_people: int = 20, threads: int = 0,
-                 image_size: int | None = None, cache_dir: str | os.PathLike | None = None) -> None:
-        import onnxruntime as ort
+                 image_size: int | None = None, cache_dir: str | os.PathLike | None = None, rect: bool = True) -> None:
+        import onnx
 
         from key2mesh.paths import detector_cache
 
         source = Path(path)
-        model = prepared_detector(source, cache_dir or detector_cache(), image_size)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        shape = self.session.get_inputs()[0].shape
-        if not (isinstance(shape[2], int) and shape[2] == shape[3]):
-            raise ValueError(f"{source}: expected a fixed square input, got {shape}")
-        self.image_size = int(shape[2])
-        self.input_name = self.session.get_inputs()[0].name
-        self.path, self.model = str(source), model
+        self.cache_dir = Path(cache_dir or detector_cache())
+        own = onnx.load(str(source), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+        if not (own[2].dim_value and own[2].dim_value == own[3].dim_value):
+            raise ValueError(f"{source}: expected a fixed square input, got {own}")
+        self.image_size = int(image_size or own[2].dim_value)
+        if self.image_size % 32:
+            raise ValueError(f"detector input size must be a multiple of 32, got {self.image_size}")
+        self.threads = threads or (os.cpu_count() or 1)
+        self.path, self.rect = str(source), rect
         self.confidence, self.max_people = confidence, max_people
-        self.description = f"ONNX Runtime, {'fp32 graph prepared from ' if model != source else ''}{source.name}, " \
-                            f"{self.image_size}x{self.image_size}, {options.intra_op_num_threads} threads"
+        self.sessions: dict[tuple[int, int], object] = {}  # input (height, width) -> session
+        self.models: dict[tuple[int, int], Path] = {}  # and the graph it runs
+        self.session = self._session((self.image_size, self.image_size))  # checks the graph now, not mid-stream
+        self.model = self.models[(self.image_size, self.image_size)]
+        prepared = "fp32 graph prepared from " if self.model != source else ""
+        self.description = f"ONNX Runtime, {prepared}{source.name}, {self.image_size}x{self.image_size}" + \
+            (" (rectangular per image shape)" if rect else "") + f", {self.threads} threads"
+
+    def _session(self, shape: tuple[int, int]):
+        if shape not in self.sessions:
+            import onnxruntime as ort
+
+            model = prepared_detector(self.path, self.cache_dir, shape)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.log_severity_level = 3
+            self.sessions[shape] = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            self.models[shape] = model
+        return self.sessions[shape]
 
     def raw(self, rgb: np.ndarray):
-        tensor, scale, pad = letterbox(rgb, self.image_size)
-        output = self.session.run(None, {self.input_name: tensor})[0]
+        shape = input_shape(rgb.shape[:2], self.image_size, self.rect)
+        session = self._session(shape)
+        tensor, scale, pad = letterbox(rgb, shape)
+        output = session.run(None, {session.get_inputs()[0].name: tensor})[0]
         return decode(output, self.confidence, self.max_people + 1, scale, pad)

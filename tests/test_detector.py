@@ -32,7 +32,7 @@ def test_onnxruntime_path_finds_what_ultralytics_finds(photos, tmp_path, monkeyp
 
     monkeypatch.setenv("KEY2MESH_ARTIFACTS", str(tmp_path))
     reference = PoseDetector(str(YOLO_ONNX), runtime="ultralytics")
-    fast = PoseDetector(str(YOLO_ONNX))  # auto: ONNX Runtime on a prepared fp32 graph
+    fast = PoseDetector(str(YOLO_ONNX), rect=False)  # auto: ONNX Runtime on a prepared fp32 graph, square as ultralytics
     assert fast.description.startswith("ONNX Runtime, fp32 graph prepared from yolo11n-pose.onnx, 640x640")
     assert list((tmp_path / "detectors").glob("*-fp32-640.onnx"))  # converted once, cached
     for name, rgb in photos.items():
@@ -43,12 +43,33 @@ def test_onnxruntime_path_finds_what_ultralytics_finds(photos, tmp_path, monkeyp
         assert max(_keypoint_error(want, got)) < 3.0, name
 
 
+def test_rectangular_inputs_find_the_same_people(photos, tmp_path, monkeypatch):
+    """The default: each image shape gets the smallest stride-32 rectangle, not a padded square."""
+    from key2mesh.detector import PoseDetector
+    from key2mesh.onnx_detector import input_shape
+
+    assert input_shape((1080, 810), 640, True) == (640, 480)
+    assert input_shape((720, 1280), 640, True) == (384, 640)  # 360 rounded up to a multiple of 32
+    assert input_shape((720, 1280), 640, False) == (640, 640)
+    monkeypatch.setenv("KEY2MESH_ARTIFACTS", str(tmp_path))
+    square, rect = PoseDetector(str(YOLO_ONNX), rect=False), PoseDetector(str(YOLO_ONNX))
+    for name, rgb in photos.items():
+        want, got = square.detect(rgb), rect.detect(rgb)
+        assert len(got) == len(want), name
+        np.testing.assert_allclose([d.score for d in got], [d.score for d in want], atol=0.05)
+        confident = [d for d in want if d.score > 0.5]  # a half-hidden person at the edge moves more
+        assert max(_keypoint_error(confident, got)) < 3.0, name
+    assert {(640, 480), (384, 640)} <= set(rect._onnx.sessions)
+    assert rect._onnx.session.get_inputs()[0].shape[2:] == [640, 640]  # prepared at start, checked early
+    assert list((tmp_path / "detectors").glob("*-fp32-640x480.onnx"))  # one graph per shape, cached
+
+
 def test_smaller_input_sizes_really_run_smaller(photos, tmp_path, monkeypatch):
     from key2mesh.detector import PoseDetector
 
     monkeypatch.setenv("KEY2MESH_ARTIFACTS", str(tmp_path))
-    full = PoseDetector(str(YOLO_ONNX))
-    small = PoseDetector(str(YOLO_ONNX), image_size=320)
+    full = PoseDetector(str(YOLO_ONNX), rect=False)
+    small = PoseDetector(str(YOLO_ONNX), image_size=320, rect=False)
     assert small.image_size == 320 and small._onnx.session.get_inputs()[0].shape[2:] == [320, 320]
     rgb = photos["zidane"]
     want, got = full.detect(rgb), small.detect(rgb)

@@ -47,6 +47,8 @@ PARAMETERS = {
     "detector_model": ("", "YOLO-pose .pt/.onnx/.engine ('' = shared yolo11n-pose.onnx or yolo11n-pose.pt)"),
     "detector_confidence": (0.3, "minimum person box score"),
     "detector_image_size": (640, "detector input size (pixels; fixed-size .onnx exports keep their own)"),
+    "detector_rect": (True, "ONNX Runtime detector: rectangular input around the image (a 4:3 frame at 640 runs "
+                      "640x480) instead of a padded square"),
     "detector_runtime": ("auto", "auto | onnxruntime | ultralytics (auto: onnxruntime for .onnx models)"),
     "detector_threads": (0, "ONNX Runtime threads for the detector (0 = all cores)"),
     "max_people": (20, "at most this many people per image (highest scores kept)"),
@@ -80,6 +82,8 @@ PARAMETERS = {
 
 # Choice parameters and their allowed values (also declared in their ParameterDescriptor).
 CHOICES = {
+    "detector_rect": (True, "ONNX Runtime detector: rectangular input around the image (a 4:3 frame at 640 runs "
+                      "640x480) instead of a padded square"),
     "detector_runtime": ("auto", "onnxruntime", "ultralytics"),
     "backend": ("auto", "tensorrt", "onnxruntime", "torch"),
 }
@@ -176,7 +180,8 @@ class Key2MeshNode(LifecycleNode):
         from key2mesh.detector import PoseDetector
 
         self.detector = PoseDetector(p["detector_model"] or None, p["detector_confidence"], p["detector_image_size"],
-                                     p["max_people"], runtime=p["detector_runtime"], threads=p["detector_threads"])
+                                     p["max_people"], runtime=p["detector_runtime"], threads=p["detector_threads"],
+                                     rect=p["detector_rect"])
         checkpoint, onnx_path = self._resolve_model(p)
         self.backend = create_backend(p["backend"], onnx_path=onnx_path, checkpoint=checkpoint,
                                       engine_path=p["engine"] or None)

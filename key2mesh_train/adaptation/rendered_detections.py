@@ -45,7 +45,8 @@ def detect_rendered_people(body: SkinnedBody, bank: PoseBank, camera: SyntheticC
     Results are cached under ``cache_dir``: detection is the slow part (~0.2 s a body on a CPU).
     """
     fields = {"format": _FORMAT, "people": people, "seed": seed, "camera": asdict(camera),
-              "detector": [str(detector.path), Path(detector.path).stat().st_size if Path(detector.path).is_file() else 0],
+              "detector": [Path(detector.path).name, Path(detector.path).stat().st_size if Path(detector.path).is_file() else 0,
+                           getattr(detector, "description", "")],
               "bank": [len(bank), float(bank.rotmats[:: max(1, len(bank) // 64)].sum())],
               "body": [body.num_vertices, float(body.v_template.sum())]}
     cache = _cache_path(cache_dir, fields) if cache_dir else None
