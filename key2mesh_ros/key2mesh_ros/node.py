@@ -82,8 +82,6 @@ PARAMETERS = {
 
 # Choice parameters and their allowed values (also declared in their ParameterDescriptor).
 CHOICES = {
-    "detector_rect": (True, "ONNX Runtime detector: rectangular input around the image (a 4:3 frame at 640 runs "
-                      "640x480) instead of a padded square"),
     "detector_runtime": ("auto", "onnxruntime", "ultralytics"),
     "backend": ("auto", "tensorrt", "onnxruntime", "torch"),
 }
