@@ -216,3 +216,11 @@ def test_diagnostics_levels():
     status = array.status[0]
     assert status.level == bytes([WARN]) and status.name == "key2mesh_node: pipeline"
     assert {kv.key: kv.value for kv in status.values} == {"backend": "onnxruntime", "rate_hz": "1.0"}
+
+
+def test_choice_parameters_declare_their_allowed_values():
+    from key2mesh_ros.node import CHOICES, PARAMETERS
+
+    for name, allowed in CHOICES.items():
+        assert name in PARAMETERS and all(isinstance(value, str) for value in allowed), name
+        assert PARAMETERS[name][0] in allowed, name
