@@ -279,6 +279,7 @@ class OnnxPoseDetector:
             options.intra_op_num_threads = self.threads
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see key2mesh.backends
             self.sessions[shape] = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
             self.models[shape] = model
         return self.sessions[shape]
