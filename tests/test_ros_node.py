@@ -127,7 +127,7 @@ def test_people_in_real_photos(node_proc, photos, body):
     harness.prime_camera_info(k)  # CameraInfo must be in before the frame it calibrates
     out = harness.ask(rgb_to_image(rgb), camera_matrix=k, proc=proc)
     scores = sorted((h.detection_score for h in out.humans), reverse=True)
-    assert len(scores) == 4 and scores[0] == pytest.approx(0.90, abs=0.03) and scores[3] == pytest.approx(0.47, abs=0.05)
+    assert len(scores) == 4 and scores[0] == pytest.approx(0.90, abs=0.03) and scores[3] == pytest.approx(0.44, abs=0.05)
     # Metric placement is plumbing here (solve_translation has its own exact test); the tiny
     # test model may fail it for a person cut by the border, which must then say so.
     assert sum(h.position_valid for h in out.humans) >= 2
