@@ -121,11 +121,15 @@ def test_hri_topics_follow_tracks_without_leaking(ros, body):
     keypoints = np.zeros((17, 3), np.float32)
     keypoints[:, :2] = [320, 240]
     keypoints[:, 2] = 0.9
-    person = {"id": 3, "keypoints": keypoints, "box": np.array([64, 48, 320, 480]), "score": 0.8, "pose": pose}
+    box = np.array([[64, 48, 320, 480]], np.float32)
+
+    def people(track):
+        return [track], keypoints[None], box, np.array([0.8]), pose[None]
+
     base = len(list(owner.publishers))
 
     def frame():
-        hri.publish(Header(frame_id="camera"), 640, 480, [3], [person])
+        hri.publish(Header(frame_id="camera"), 640, 480, [3], *people(3))
         return bool(tracked and skeletons and rois and states)
 
     assert _spin_until(ros, frame)
@@ -139,9 +143,9 @@ def test_hri_topics_follow_tracks_without_leaking(ros, body):
     # many bodies come and go.
     assert len(list(owner.publishers)) == base + 3
     for track in range(100, 300):
-        hri.publish(Header(), 640, 480, [track], [{**person, "id": track}])
+        hri.publish(Header(), 640, 480, [track], *people(track))
         assert len(list(owner.publishers)) == base + 3
-    hri.publish(Header(), 640, 480, [], [])
+    hri.publish(Header(), 640, 480, [])
     assert len(list(owner.publishers)) == base and not hri.bodies
 
     def body_topics():

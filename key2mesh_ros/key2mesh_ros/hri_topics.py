@@ -62,26 +62,27 @@ class HriBodies:
             for publisher in self.bodies.pop(body_id)["publishers"]:
                 self.node.destroy_publisher(publisher)
 
-    def publish(self, header, width: int, height: int, tracked: list[int], people: list[dict]) -> None:
-        """``tracked``: every track id the tracker still holds (seen now or recently); ``people``:
-        this frame's bodies as dicts with ``id``, ``keypoints [17,3]`` (pixels), ``box [4]``,
-        ``score`` and ``pose [72]``."""
+    def publish(self, header, width: int, height: int, tracked: list[int], ids: list[int] = (),
+                keypoints: np.ndarray | None = None, boxes: np.ndarray | None = None,
+                scores: np.ndarray | None = None, poses: np.ndarray | None = None) -> None:
+        """``tracked``: every track id the tracker still holds (seen now or recently); this
+        frame's bodies: track ``ids``, ``keypoints [P,17,3]`` (pixels), ``boxes [P,4]``,
+        ``scores [P]`` and SMPL ``poses [P,72]``."""
         from hri_msgs.msg import IdsList
 
-        ids = [body_id(t) for t in tracked]
-        self.forget(set(ids))
-        self.tracked_publisher.publish(IdsList(header=header, ids=ids))
-        if not people:
+        self.forget({body_id(t) for t in tracked})
+        self.tracked_publisher.publish(IdsList(header=header, ids=[body_id(t) for t in tracked]))
+        if not len(ids):
             return
         scale = np.array([1.0 / max(width, 1), 1.0 / max(height, 1)], dtype=np.float32)
-        points = coco17_to_hri_skeleton18(np.stack([p["keypoints"] for p in people]))  # [P,18,3]
+        points = coco17_to_hri_skeleton18(keypoints)  # [P,18,3]
         points[..., :2] = np.clip(points[..., :2] * scale, 0.0, 1.0)
         points[..., 2] = np.clip(points[..., 2], 0.0, 1.0)
-        boxes = np.clip(np.stack([np.asarray(p["box"], np.float32) for p in people]).reshape(-1, 2, 2) * scale, 0, 1)
-        angles = Rotation.from_rotvec(np.stack([p["pose"] for p in people]).reshape(-1, 3).astype(np.float64))
-        angles = angles.as_euler("XYZ").reshape(len(people), -1)
-        for person, xyc, box, joint_angles_ in zip(people, points.tolist(), boxes.tolist(), angles, strict=True):
-            body = self._body(body_id(person["id"]))
+        corners = np.clip(np.asarray(boxes, np.float32).reshape(-1, 2, 2) * scale, 0, 1)
+        angles = Rotation.from_rotvec(np.asarray(poses, np.float64).reshape(-1, 3)).as_euler("XYZ").reshape(len(ids), -1)
+        for track_id, score, xyc, box, joint_angles_ in zip(ids, np.asarray(scores, np.float64).tolist(),
+                                                            points.tolist(), corners.tolist(), angles, strict=True):
+            body = self._body(body_id(track_id))
             skeleton_pub, roi_pub, joints_pub = body["publishers"]
             skeleton = body["skeleton"]
             skeleton.header = header
@@ -91,7 +92,7 @@ class HriBodies:
             roi = body["roi"]
             roi.header = header
             (roi.xmin, roi.ymin), (roi.xmax, roi.ymax) = box
-            roi.c = float(person["score"])
+            roi.c = score
             roi_pub.publish(roi)
             states = body["joint_states"]
             states.header = header

@@ -377,7 +377,7 @@ class Key2MeshNode(LifecycleNode):
                            f"{self.params['max_people']} most confident (parameter max_people)")
                 detections = detections[: self.params["max_people"]]
         t2 = time.perf_counter()
-        humans, placed, hri_people = [], [], []  # placed: (track id, pose, camera-frame joints)
+        humans = []
         if not predicted and detections:
             boxes = np.stack([d.box for d in detections])
             scores = np.array([d.score for d in detections], np.float32)
@@ -397,27 +397,30 @@ class Key2MeshNode(LifecycleNode):
                 humans.append(messages.human_mesh(msg.header, track_ids[i], scores[i], boxes[i], smoothed[i],
                                                   out["pose"][i], out["betas"][i], out["joints"][i], vertices,
                                                   position, sources[i]))
-                if position is not None:
-                    placed.append((track_ids[i], out["pose"][i], out["joints"][i] + position))
-                hri_people.append({"id": track_ids[i], "keypoints": smoothed[i], "box": boxes[i], "score": scores[i],
-                                   "pose": out["pose"][i]})
+            placed = np.flatnonzero(~np.isnan(positions).any(1))  # people with a camera-frame position
         else:
             self.tracker.prune(received)
             t3 = time.perf_counter()
+            placed = np.zeros(0, np.int64)
         self.pub_humans.publish(messages.human_mesh_array(msg.header, humans, (time.perf_counter() - received) * 1000))
-        if self.params["publish_markers"] and placed:
-            self.skeleton_markers.forget(set(self.tracker.ids))
-            self.pub_markers.publish(self.skeleton_markers.message(msg.header, [j for _, _, j in placed],
-                                                                   [t for t, _, _ in placed]))
+        live = set(self.tracker.ids)  # what the per-track message caches may keep
+        self.skeleton_markers.forget(live)
+        if len(placed):
+            placed_ids = [track_ids[i] for i in placed]
+            placed_joints = out["joints"][placed] + positions[placed][:, None]
+        if self.params["publish_markers"] and len(placed):
+            self.pub_markers.publish(self.skeleton_markers.message(msg.header, placed_joints, placed_ids))
             self._maybe_mesh_markers(msg.header, humans)
         if self.pub_tf is not None:
-            self.tf_frames.forget(set(self.tracker.ids))
-            if placed:
-                self.pub_tf.publish(self.tf_frames.message(msg.header, [t for t, _, _ in placed],
-                                                           np.stack([p for _, p, _ in placed]),
-                                                           np.stack([j for _, _, j in placed])))
+            self.tf_frames.forget(live)
+            if len(placed):
+                self.pub_tf.publish(self.tf_frames.message(msg.header, placed_ids, out["pose"][placed], placed_joints))
         if self.hri is not None:
-            self.hri.publish(msg.header, rgb.shape[1], rgb.shape[0], self.tracker.ids, hri_people)
+            if track_ids:
+                self.hri.publish(msg.header, rgb.shape[1], rgb.shape[0], self.tracker.ids, track_ids, smoothed, boxes,
+                                 scores, out["pose"])
+            else:
+                self.hri.publish(msg.header, rgb.shape[1], rgb.shape[0], self.tracker.ids)
         t4 = time.perf_counter()
         for stage, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - received), strict=True):
             self.timings[stage].append(value * 1000)
