@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from key2mesh.keypoints import NUM_BETAS, NUM_KEYPOINTS, NUM_SMPL_JOINTS
-from key2mesh.rotations import rot6d_to_matrix
+from key2mesh.mirror import mirror_normalized_keypoints, mirror_rotmats
+from key2mesh.rotations import matrix_to_rot6d, rot6d_to_matrix
 
 
 @dataclass
@@ -18,6 +19,10 @@ class NetworkConfig:
     dropout: float = 0.2
     encoder_blocks: int = 2
     head_blocks: int = 1
+    # Inference (eval mode) also reads the mirrored keypoints and averages the two answers,
+    # mirrored back: one batch of twice the people through the MLP, a few mm better on held-out
+    # performers. Training never mirrors inside the network (the data is mirrored instead).
+    mirror_average: bool = False
 
 
 class ResidualBlock(nn.Module):
@@ -69,7 +74,15 @@ class Key2MeshNet(nn.Module):
         return {"betas": betas, "pose6d": pose6d, "rotmats": rot6d_to_matrix(pose6d)}
 
     def forward(self, keypoints: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.decode(self.features(keypoints))
+        if self.training or not self.config.mirror_average:
+            return self.decode(self.features(keypoints))
+        count = keypoints.shape[0]
+        both = self.decode(self.features(torch.cat([keypoints, mirror_normalized_keypoints(keypoints)])))
+        # Mean of the two rotations, projected back onto rotations through the 6D form.
+        rotmats = both["rotmats"][:count] + mirror_rotmats(both["rotmats"][count:])
+        pose6d = matrix_to_rot6d(rotmats)
+        return {"betas": (both["betas"][:count] + both["betas"][count:]) / 2, "pose6d": pose6d,
+                "rotmats": rot6d_to_matrix(pose6d)}
 
 
 def count_parameters(module: nn.Module) -> int:

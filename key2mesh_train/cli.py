@@ -146,8 +146,9 @@ def cmd_ship(args) -> int:
     from key2mesh.paths import shipped_model
 
     network, payload = load_checkpoint(args.checkpoint)  # refuses an unfinished run
+    network.config.mirror_average = args.mirror_average
     out = Path(args.out) if args.out else shipped_model()
-    meta = {**payload["meta"], "shipped_from": str(args.checkpoint)}
+    meta = {**payload["meta"], "shipped_from": str(args.checkpoint), "mirror_average": args.mirror_average}
     save_checkpoint(out, network, meta=meta, extra_state={"history": payload["extra_state"].get("history", [])},
                     half=True)
     print(f"shipped model: {out} ({out.stat().st_size / 1e6:.1f} MB, fp16); update MODEL_CARD.md beside it")
@@ -181,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ship", help="write a finished checkpoint as the shipped fp16 model (key2mesh/assets/)")
     p.add_argument("--checkpoint", required=True, help="a finished pre-training checkpoint")
     p.add_argument("--out", help="default: key2mesh/assets/key2mesh_cmu.pt")
+    p.add_argument("--mirror-average", action=argparse.BooleanOptionalAction, default=True,
+                   help="at inference also read the mirrored keypoints and average the two answers "
+                        "(network.mirror_average; default: on)")
     p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("show-mocap", help="retarget one BVH file and draw it next to the BVH's own skeleton",

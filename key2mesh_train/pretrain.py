@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from key2mesh.body_model import load_skinned_body
 from key2mesh.checkpoint import load_checkpoint, partial_path, run_progress, save_checkpoint
-from key2mesh.network import Key2MeshNet
+from key2mesh.network import Key2MeshNet, ResidualBlock
 from key2mesh.paths import trained_checkpoint
 from key2mesh.skinning import SkinnedBody
 from key2mesh_train.config import TrainConfig, config_to_dict
@@ -85,6 +85,32 @@ def _distributed() -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, torch.device(f"cuda:{local}" if cuda else "cpu")
 
 
+def grow_from(network: Key2MeshNet, initial: Key2MeshNet) -> list[str]:
+    """Copy ``initial``'s weights into ``network``, which may have more residual blocks.
+
+    New blocks start as the identity (the last BatchNorm's scale is zero, so the block adds
+    nothing), so the grown network predicts exactly what ``initial`` did and training adds
+    capacity from there instead of starting over. Returns the new blocks' names. Any other
+    difference (width, keypoint count) is an error naming the layers."""
+    wanted = network.state_dict()
+    given = initial.state_dict()
+    mismatched = [k for k in given if k not in wanted or given[k].shape != wanted[k].shape]
+    if mismatched:
+        raise ValueError(f"pretrain.init_from: its layers do not match network: in this config "
+                         f"(not in it or another shape: {mismatched[:5]})")
+    new_blocks = sorted({k.rsplit(".layers.", 1)[0] for k in wanted if k not in given})
+    modules = dict(network.named_modules())
+    for name in new_blocks:
+        if not isinstance(modules.get(name), ResidualBlock):
+            raise ValueError(f"pretrain.init_from: network: adds {name}, which is not a residual block")
+    network.load_state_dict(given, strict=False)
+    with torch.no_grad():
+        for name in new_blocks:
+            last_norm = [m for m in modules[name].layers if isinstance(m, torch.nn.BatchNorm1d)][-1]
+            last_norm.weight.zero_()
+    return new_blocks
+
+
 def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Pre-train Key2Mesh on ``config.data.mocap`` and write ``config.pretrain.checkpoint``.
 
@@ -132,12 +158,9 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
         log.info("resumed from %s at step %d of %d", source, start, cfg.steps)
     elif cfg.init_from:
         initial, _ = load_checkpoint(cfg.init_from)
-        try:
-            network.load_state_dict(initial.state_dict())
-        except RuntimeError as err:
-            raise ValueError(f"pretrain.init_from {cfg.init_from}: its layers do not match network: "
-                             f"in this config ({err})") from err
-        log.info("fine-tuning from %s", cfg.init_from)
+        grown = grow_from(network, initial)
+        log.info("fine-tuning from %s%s", cfg.init_from,
+                 f" with {len(grown)} new residual block(s) starting as identity: {', '.join(grown)}" if grown else "")
     network.to(device).train()
     model = network
     if world > 1:

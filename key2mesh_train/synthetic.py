@@ -11,10 +11,10 @@ import torch
 
 from key2mesh.keypoints import (
     NUM_KEYPOINTS,
-    SMPL_FLIP,
     normalization_box,
     normalize_keypoints,
 )
+from key2mesh.mirror import mirror_rotmats
 from key2mesh.projection import project_pinhole
 from key2mesh.rotations import euler_to_matrix
 from key2mesh.skinning import SkinnedBody
@@ -135,8 +135,7 @@ def augment_poses(rotmats: torch.Tensor, betas: torch.Tensor, cfg: SyntheticConf
     batch = rotmats.shape[0]
     if cfg.mirror_prob > 0:
         flip = torch.rand(batch, generator=gen) < cfg.mirror_prob
-        reflect = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
-        mirrored = reflect @ rotmats[:, list(SMPL_FLIP)] @ reflect
+        mirrored = mirror_rotmats(rotmats)
         rotmats = torch.where(flip[:, None, None, None], mirrored, rotmats)
     if cfg.betas_std > 0:
         drawn = (cfg.betas_std * torch.randn(betas.shape, generator=gen)).clamp(-2.5 * cfg.betas_std, 2.5 * cfg.betas_std)

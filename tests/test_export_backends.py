@@ -93,3 +93,25 @@ def test_torch_onnx_graph_is_deterministic_in_eval(tiny_checkpoint):
     a, b = backend.run(x), backend.run(x)
     assert np.array_equal(a["vertices"], b["vertices"])
     assert torch.is_inference_mode_enabled() is False
+
+
+def test_shipped_mirror_average_survives_export(tiny_checkpoint, tmp_path):
+    """`key2mesh-train ship` turns mirror averaging on; the fp16 file, the torch backend and the
+    exported graph all run it, and they agree."""
+    from key2mesh.checkpoint import load_checkpoint
+    from key2mesh.export import export_onnx
+    from key2mesh_train.cli import main as train_cli
+
+    shipped = tmp_path / "shipped.pt"
+    assert train_cli(["ship", "--checkpoint", str(tiny_checkpoint), "--out", str(shipped)]) == 0
+    network, payload = load_checkpoint(shipped)
+    assert network.config.mirror_average and payload["meta"]["mirror_average"]
+    unmirrored = tmp_path / "unmirrored.pt"
+    assert train_cli(["ship", "--checkpoint", str(tiny_checkpoint), "--out", str(unmirrored), "--no-mirror-average"]) == 0
+    assert not load_checkpoint(unmirrored)[0].config.mirror_average
+    plain = TorchBackend(unmirrored).run(_inputs(5))
+    averaged = TorchBackend(shipped).run(_inputs(5))
+    assert np.abs(plain["pose"] - averaged["pose"]).max() > 1e-4
+    ort_out = OnnxRuntimeBackend(export_onnx(shipped, tmp_path / "shipped.onnx")).run(_inputs(5))
+    for name in OUTPUT_NAMES:
+        np.testing.assert_allclose(ort_out[name], averaged[name], atol=2e-4, rtol=1e-3, err_msg=name)

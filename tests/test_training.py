@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -165,3 +167,73 @@ def test_robot_cameras_look_down_from_robot_heights(body):
     angle = torch.rad2deg(torch.arccos((spine * expected).sum(-1).clamp(-1, 1)))
     assert angle[mounted].median() < 8.0, angle[mounted].median()
     assert (pitch[mounted] > 0.5).any()
+
+
+def test_mirrored_keypoints_are_the_mirrored_body(body):
+    """The network's mirrored input is what the camera sees of the mirrored pose."""
+    from key2mesh.keypoints import normalize_keypoints
+    from key2mesh.mirror import mirror_normalized_keypoints, mirror_rotmats
+    from key2mesh.projection import project_pinhole
+
+    gen = torch.Generator().manual_seed(5)
+    rot = axis_angle_to_matrix(0.4 * torch.randn(8, 24, 3, generator=gen))
+    rot[:, 0] = axis_angle_to_matrix(torch.tensor([torch.pi, 0.0, 0.0]))  # upright in OpenCV axes
+
+    def seen(rotmats):
+        points = body(torch.zeros(8, 10), rotmats, with_vertices=False, root_relative=True)["keypoints"]
+        pixels = project_pinhole(points + torch.tensor([0.0, 0.0, 4.0]), torch.full((8,), 1000.0),
+                                 torch.tensor([[320.0, 240.0]]).expand(8, 2))
+        return normalize_keypoints(torch.cat([pixels, torch.ones(8, NUM_KEYPOINTS, 1)], -1))
+
+    ours = mirror_normalized_keypoints(seen(rot))
+    torch.testing.assert_close(mirror_normalized_keypoints(ours), seen(rot))
+    # The stand-in body is symmetric to a few mm: 4 m away that is well under 1 % of the box.
+    assert (ours - seen(mirror_rotmats(rot))).abs().max() < 0.01
+    assert (ours - seen(rot)).abs().max() > 0.05
+
+
+def test_mirror_average_is_mirror_equivariant():
+    from key2mesh.mirror import mirror_normalized_keypoints, mirror_rotmats
+    from key2mesh.network import NetworkConfig
+
+    network = Key2MeshNet(NetworkConfig(hidden=64, dropout=0.0, mirror_average=True)).eval()
+    torch.nn.init.normal_(network.out.weight, std=0.1)
+    x = torch.rand(6, NUM_KEYPOINTS, 3)
+    x[..., 2] = (x[..., 2] > 0.2).float()
+    x[..., :2] = torch.where(x[..., 2:] > 0, x[..., :2], torch.full_like(x[..., :2], 0.5))
+    with torch.no_grad():
+        plain = network.decode(network.features(x))
+        averaged, of_mirrored = network(x), network(mirror_normalized_keypoints(x))
+    torch.testing.assert_close(mirror_rotmats(of_mirrored["rotmats"]), averaged["rotmats"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(of_mirrored["betas"], averaged["betas"])
+    eye = torch.eye(3).expand_as(averaged["rotmats"])
+    torch.testing.assert_close(averaged["rotmats"] @ averaged["rotmats"].transpose(-1, -2), eye, atol=1e-5, rtol=0)
+    assert (plain["rotmats"] - averaged["rotmats"]).abs().max() > 1e-3  # it did average something
+    network.train()
+    torch.testing.assert_close(network(x)["rotmats"], network.decode(network.features(x))["rotmats"])
+
+
+def test_growing_a_model_keeps_its_answers_then_trains(tiny_checkpoint, tiny_config, tmp_path):
+    from key2mesh.network import NetworkConfig
+    from key2mesh_train.pretrain import grow_from
+
+    small, _ = load_checkpoint(tiny_checkpoint)
+    wider = Key2MeshNet(NetworkConfig(**{**small.config.__dict__, "hidden": small.config.hidden * 2}))
+    with pytest.raises(ValueError, match="do not match"):
+        grow_from(wider, small)
+    config = small.config.__dict__ | {"encoder_blocks": small.config.encoder_blocks + 1,
+                                      "head_blocks": small.config.head_blocks + 1}
+    grown = Key2MeshNet(NetworkConfig(**config))
+    assert grow_from(grown, small) == [f"encoder.{4 + small.config.encoder_blocks}", f"head.{small.config.head_blocks}"]
+    x = torch.rand(4, NUM_KEYPOINTS, 3)
+    small.eval(), grown.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x)["rotmats"], small(x)["rotmats"])
+    # Through pretrain: init_from a smaller model, more blocks in network:.
+    out = tmp_path / "grown.pt"
+    overrides = {"pretrain": {**tiny_config.pretrain.__dict__, "init_from": str(tiny_checkpoint), "checkpoint": str(out),
+                              "steps": 20}}
+    grown_config = dataclasses.replace(tiny_config, pretrain=type(tiny_config.pretrain)(**overrides["pretrain"]),
+                                       network=NetworkConfig(**config))
+    network, payload = load_checkpoint(pretrain(grown_config, progress=False))
+    assert network.config.encoder_blocks == small.config.encoder_blocks + 1 and payload["meta"]["finished"]
