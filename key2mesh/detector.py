@@ -30,14 +30,14 @@ class PoseDetector:
     ``.onnx`` files and the second otherwise. ``description`` says which was chosen. ``rect``
     (ONNX Runtime path): letterbox each image to the smallest rectangle around it at long side
     ``image_size`` instead of a square (less padding to compute; ultralytics does the same for
-    ``.pt`` models).
+    ``.pt`` models). ``spinning`` (ONNX Runtime path): its threads busy-wait between operators.
     """
 
     RUNTIMES = ("auto", "onnxruntime", "ultralytics")
 
     def __init__(self, model_path: str | os.PathLike | None = None, confidence: float = 0.3, image_size: int = 640,
                  max_people: int = 20, device: str | None = None, runtime: str = "auto", threads: int = 0,
-                 rect: bool = True) -> None:
+                 rect: bool = True, spinning: bool = False) -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")  # robots are often offline: never phone home
         os.environ.setdefault("YOLO_VERBOSE", "False")
         if runtime not in self.RUNTIMES:
@@ -56,7 +56,8 @@ class PoseDetector:
         if runtime == "onnxruntime" or (runtime == "auto" and path.endswith(".onnx")):
             from key2mesh.onnx_detector import OnnxPoseDetector
 
-            self._onnx = OnnxPoseDetector(path, confidence, max_people, threads, image_size=image_size, rect=rect)
+            self._onnx = OnnxPoseDetector(path, confidence, max_people, threads, image_size=image_size, rect=rect,
+                                          spinning=spinning)
             self.image_size = self._onnx.image_size
             self.description = self._onnx.description
             return

@@ -246,7 +246,8 @@ class OnnxPoseDetector:
     rectangular graph (prepared and cached on first sight), else every image runs square."""
 
     def __init__(self, path: str | os.PathLike, confidence: float = 0.3, max_people: int = 20, threads: int = 0,
-                 image_size: int | None = None, cache_dir: str | os.PathLike | None = None, rect: bool = True) -> None:
+                 image_size: int | None = None, cache_dir: str | os.PathLike | None = None, rect: bool = True,
+                 spinning: bool = False) -> None:
         import onnx
 
         from key2mesh.paths import detector_cache
@@ -260,7 +261,7 @@ class OnnxPoseDetector:
         if self.image_size % 32:
             raise ValueError(f"detector input size must be a multiple of 32, got {self.image_size}")
         self.threads = threads or (os.cpu_count() or 1)
-        self.path, self.rect = str(source), rect
+        self.path, self.rect, self.spinning = str(source), rect, spinning
         self.confidence, self.max_people = confidence, max_people
         self.sessions: dict[tuple[int, int], object] = {}  # input (height, width) -> session
         self.models: dict[tuple[int, int], Path] = {}  # and the graph it runs
@@ -268,7 +269,8 @@ class OnnxPoseDetector:
         self.model = self.models[(self.image_size, self.image_size)]
         prepared = "fp32 graph prepared from " if self.model != source else ""
         self.description = f"ONNX Runtime, {prepared}{source.name}, {self.image_size}x{self.image_size}" + \
-            (" (rectangular per image shape)" if rect else "") + f", {self.threads} threads"
+            (" (rectangular per image shape)" if rect else "") + f", {self.threads} threads" + \
+            (", spinning" if spinning else "")
 
     def _session(self, shape: tuple[int, int]):
         if shape not in self.sessions:
@@ -279,7 +281,9 @@ class OnnxPoseDetector:
             options.intra_op_num_threads = self.threads
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see key2mesh.backends
+            # Spinning threads wait for the next operator busily: faster convolutions, but CPU taken
+            # from whatever else runs on the same cores (see key2mesh.backends).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
             self.sessions[shape] = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
             self.models[shape] = model
         return self.sessions[shape]

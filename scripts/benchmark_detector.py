@@ -1,7 +1,7 @@
 """Detector paths on the demo photos, measured in one run: people found, keypoint agreement
 with the reference (ultralytics on the shared int8 ONNX at 640), median ms per frame and the
-speed-up, for the default path (ONNX Runtime, fp32, 640 long side, rectangular), the same
-square, and smaller input sizes.
+speed-up, for the default path (ONNX Runtime, fp32, 640 long side, rectangular), the same with
+busy-waiting threads (node parameter detector_spinning), the same square, and smaller input sizes.
 
     .venv/bin/python scripts/benchmark_detector.py [--model PATH] [--repeats 30]
 """
@@ -54,6 +54,7 @@ def main() -> int:
     photos = demo_photos()
     paths = {"ultralytics (reference)": PoseDetector(args.model, runtime="ultralytics"),
              "onnxruntime (default)": PoseDetector(args.model, runtime="onnxruntime"),
+             "onnxruntime spinning": PoseDetector(args.model, runtime="onnxruntime", spinning=True),
              "onnxruntime 640 square": PoseDetector(args.model, runtime="onnxruntime", rect=False)}
     for size in args.sizes:
         paths[f"onnxruntime {size}"] = PoseDetector(args.model, runtime="onnxruntime", image_size=size)

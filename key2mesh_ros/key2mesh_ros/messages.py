@@ -15,14 +15,18 @@ from key2mesh_msgs.msg import BodyModelInfo, HumanMesh, HumanMeshArray
 
 
 def float_array(values: np.ndarray) -> array.array:
+    """``values`` as float32 ``array.array``: one copy, straight from the array's buffer."""
     out = array.array("f")
-    out.frombytes(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float32))
     return out
 
 
 def human_mesh(header, track_id: int, score: float, box: np.ndarray, keypoints: np.ndarray, pose: np.ndarray,
                betas: np.ndarray, joints: np.ndarray, vertices: np.ndarray | None,
                position: np.ndarray | None, position_source: int | None = None) -> HumanMesh:
+    """One person's message. ``joints [24,3]`` and ``vertices [V,3]`` are root-relative; with a
+    ``position [3]`` both are published in the camera frame, and ``vertices`` is shifted **in
+    place** (it is the graph's output buffer: a mesh is copied once, into the message)."""
     msg = HumanMesh()
     msg.header = header
     msg.track_id = int(track_id)
@@ -31,10 +35,14 @@ def human_mesh(header, track_id: int, score: float, box: np.ndarray, keypoints: 
     msg.keypoints_2d = float_array(np.nan_to_num(keypoints, nan=0.0))
     msg.pose = float_array(pose)
     msg.betas = float_array(betas)
-    offset = position if position is not None else np.zeros(3, np.float32)
-    msg.joints = float_array(joints + offset)
+    if position is not None:
+        offset = np.asarray(position, np.float32)
+        joints = joints + offset
+        if vertices is not None:
+            vertices += offset
+    msg.joints = float_array(joints)
     if vertices is not None:
-        msg.vertices = float_array(vertices + offset)
+        msg.vertices = float_array(vertices)
     if position is not None:
         msg.position = Point(x=float(position[0]), y=float(position[1]), z=float(position[2]))
         msg.position_valid = True

@@ -36,7 +36,10 @@ from key2mesh_ros import diagnostics, messages
 from key2mesh_ros.depth import DepthBuffer, DepthError, depth_to_metres, torso_distance
 from key2mesh_ros.tracking import Tracker
 
-STAGES = ("decode", "detect", "lift", "publish", "total")
+# Per-frame timings (ms). ``lift`` (tracking, normalising, the fused graph, placing people)
+# contains ``graph``, the fused graph's own run in this frame; ``non_detector`` is decode + lift
+# + publish of the same frame, so the two give the overhead ratio frame by frame.
+STAGES = ("decode", "detect", "lift", "graph", "publish", "non_detector", "total")
 
 PARAMETERS = {
     "image_topic": ("/camera/image_raw", "sensor_msgs/Image input"),
@@ -51,6 +54,8 @@ PARAMETERS = {
                       "640x480) instead of a padded square"),
     "detector_runtime": ("auto", "auto | onnxruntime | ultralytics (auto: onnxruntime for .onnx models)"),
     "detector_threads": (0, "ONNX Runtime threads for the detector (0 = all cores)"),
+    "detector_spinning": (False, "ONNX Runtime detector: threads busy-wait between operators (faster detection, "
+                          "CPU taken from the rest of the frame and from other processes)"),
     "max_people": (20, "at most this many people per image (highest scores kept)"),
     "backend": ("auto", "auto | tensorrt | onnxruntime | torch"),
     "onnx_model": ("", "fused Key2Mesh ONNX ('' = artifacts/key2mesh.onnx, exported from the checkpoint when "
@@ -179,7 +184,7 @@ class Key2MeshNode(LifecycleNode):
 
         self.detector = PoseDetector(p["detector_model"] or None, p["detector_confidence"], p["detector_image_size"],
                                      p["max_people"], runtime=p["detector_runtime"], threads=p["detector_threads"],
-                                     rect=p["detector_rect"])
+                                     rect=p["detector_rect"], spinning=p["detector_spinning"])
         checkpoint, onnx_path = self._resolve_model(p)
         self.backend = create_backend(p["backend"], onnx_path=onnx_path, checkpoint=checkpoint,
                                       engine_path=p["engine"] or None)
@@ -387,8 +392,12 @@ class Key2MeshNode(LifecycleNode):
                 self._warn(f"{int(bad.sum())} keypoints with NaN from the detector: treated as missing")
                 keypoints[bad] = 0.0
             track_ids, smoothed = self.tracker.update(boxes, keypoints, received, scores)
+        graph = 0.0
         if track_ids:
-            out = self.backend.run(normalize_keypoints(smoothed))
+            inputs = normalize_keypoints(smoothed)
+            graph = time.perf_counter()
+            out = self.backend.run(inputs)
+            graph = time.perf_counter() - graph
             t3 = time.perf_counter()
             positions, sources = self._positions(msg.header, rgb.shape, out, smoothed)
             for i in range(len(track_ids)):
@@ -422,7 +431,8 @@ class Key2MeshNode(LifecycleNode):
             else:
                 self.hri.publish(msg.header, rgb.shape[1], rgb.shape[0], self.tracker.ids)
         t4 = time.perf_counter()
-        for stage, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - received), strict=True):
+        for stage, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, graph, t4 - t3, (t1 - t0) + (t4 - t2),
+                                         t4 - received), strict=True):
             self.timings[stage].append(value * 1000)
         self.counts["frames"] += 1
         self.counts["predicted_frames"] += int(predicted)
