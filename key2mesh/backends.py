@@ -67,18 +67,15 @@ class TorchBackend(Backend):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, onnx_path: str | os.PathLike, threads: int = 0) -> None:
+    def __init__(self, onnx_path: str | os.PathLike, threads: int = 0, spinning: bool = False) -> None:
         import onnxruntime as ort
+
+        from key2mesh.onnxruntime_options import session_options
 
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {onnx_path} (run 'key2mesh-train export')")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        # No busy-waiting between runs: in the node the detector's session runs right after this
-        # one on the same cores, and spinning threads of one would slow the other.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options = session_options(threads, spinning)
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         self.provider = self.session.get_providers()[0]
@@ -145,9 +142,11 @@ def backend_status() -> dict[str, tuple[bool, str]]:
 
 def create_backend(name: str = "auto", onnx_path: str | os.PathLike | None = None,
                    checkpoint: str | os.PathLike | None = None, engine_path: str | os.PathLike | None = None,
-                   body_model: str | os.PathLike | None = None, fp16: bool = False, threads: int = 0) -> Backend:
+                   body_model: str | os.PathLike | None = None, fp16: bool = False, threads: int = 0,
+                   spinning: bool = False) -> Backend:
     """Create ``name`` (or the fastest available with ``auto``). A named backend that cannot
-    run raises :class:`BackendUnavailable` instead of silently falling back."""
+    run raises :class:`BackendUnavailable` instead of silently falling back. ``threads`` and
+    ``spinning``: ONNX Runtime's (:mod:`key2mesh.onnxruntime_options`)."""
     if name not in ("auto", *BACKEND_ORDER):
         raise ValueError(f"unknown backend {name!r}; choose auto, {', '.join(BACKEND_ORDER)}")
     status = backend_status()
@@ -167,7 +166,7 @@ def create_backend(name: str = "auto", onnx_path: str | os.PathLike | None = Non
         if candidate == "tensorrt":
             backend: Backend = TensorRTBackend(onnx_path, engine_path, fp16)
         elif candidate == "onnxruntime":
-            backend = OnnxRuntimeBackend(onnx_path, threads)
+            backend = OnnxRuntimeBackend(onnx_path, threads, spinning)
         else:
             backend = TorchBackend(checkpoint, body_model)
         if name == "auto":

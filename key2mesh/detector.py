@@ -30,7 +30,8 @@ class PoseDetector:
     ``.onnx`` files and the second otherwise. ``description`` says which was chosen. ``rect``
     (ONNX Runtime path): letterbox each image to the smallest rectangle around it at long side
     ``image_size`` instead of a square (less padding to compute; ultralytics does the same for
-    ``.pt`` models). ``spinning`` (ONNX Runtime path): its threads busy-wait between operators.
+    ``.pt`` models). ``spinning`` (ONNX Runtime path): its threads busy-wait between operators
+    within a run (:mod:`key2mesh.onnxruntime_options`).
     """
 
     RUNTIMES = ("auto", "onnxruntime", "ultralytics")

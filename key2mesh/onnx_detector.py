@@ -270,20 +270,17 @@ class OnnxPoseDetector:
         prepared = "fp32 graph prepared from " if self.model != source else ""
         self.description = f"ONNX Runtime, {prepared}{source.name}, {self.image_size}x{self.image_size}" + \
             (" (rectangular per image shape)" if rect else "") + f", {self.threads} threads" + \
-            (", spinning" if spinning else "")
+            (", spinning within runs" if spinning else "")
 
     def _session(self, shape: tuple[int, int]):
         if shape not in self.sessions:
             import onnxruntime as ort
 
+            from key2mesh.onnxruntime_options import session_options
+
             model = prepared_detector(self.path, self.cache_dir, shape)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options = session_options(self.threads, self.spinning, optimize=True)
             options.log_severity_level = 3
-            # Spinning threads wait for the next operator busily: faster convolutions, but CPU taken
-            # from whatever else runs on the same cores (see key2mesh.backends).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
             self.sessions[shape] = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
             self.models[shape] = model
         return self.sessions[shape]

@@ -1,7 +1,7 @@
 """Detector paths on the demo photos, measured in one run: people found, keypoint agreement
 with the reference (ultralytics on the shared int8 ONNX at 640), median ms per frame and the
 speed-up, for the default path (ONNX Runtime, fp32, 640 long side, rectangular), the same with
-busy-waiting threads (node parameter detector_spinning), the same square, and smaller input sizes.
+threads busy-waiting within runs (node parameter onnxruntime_spinning), the same square, and smaller input sizes.
 
     .venv/bin/python scripts/benchmark_detector.py [--model PATH] [--repeats 30]
 """

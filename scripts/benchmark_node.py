@@ -30,8 +30,8 @@ def main() -> int:
                         help="ultralytics: the path before the ONNX Runtime one, for a before/after figure")
     parser.add_argument("--detector-size", type=int, default=640, help="detector input size (multiple of 32)")
     parser.add_argument("--detect-every", type=int, default=1, help="node parameter detect_every")
-    parser.add_argument("--detector-spinning", action=argparse.BooleanOptionalAction, default=None,
-                        help="node parameter detector_spinning (default: the node's own default)")
+    parser.add_argument("--spinning", action=argparse.BooleanOptionalAction, default=None,
+                        help="node parameter onnxruntime_spinning (default: the node's own default)")
     parser.add_argument("--plain", action="store_true",
                         help="/human_mesh only: no TF, ROS4HRI topics or markers (what they cost)")
     args = parser.parse_args()
@@ -54,7 +54,7 @@ def main() -> int:
     params = write_params(out_dir / "params.yaml", onnx_model=args.onnx, backend=args.backend, stats_period_s=1.0,
                           detector_runtime=args.detector_runtime, detector_image_size=args.detector_size,
                           detect_every=args.detect_every,
-                          **({} if args.detector_spinning is None else {"detector_spinning": args.detector_spinning}),
+                          **({} if args.spinning is None else {"onnxruntime_spinning": args.spinning}),
                           **({"publish_tf": False, "hri_topics": False, "publish_markers": False} if args.plain else {}))
     rgb = demo_photos()[args.photo]
     rclpy.init()

@@ -60,6 +60,15 @@ def test_rectangular_inputs_find_the_same_people(photos, tmp_path, monkeypatch):
         confident = [d for d in want if d.score > 0.5]  # a half-hidden person at the edge moves more
         assert max(_keypoint_error(confident, got)) < 3.0, name
     assert {(640, 480), (384, 640)} <= set(rect._onnx.sessions)
+    spinning = PoseDetector(str(YOLO_ONNX), spinning=True)  # same graph, busy-waiting threads
+    assert spinning.description.endswith("spinning within runs") and "spinning" not in rect.description
+    options = spinning._onnx.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+    for name, rgb in photos.items():
+        want, got = rect.detect(rgb), spinning.detect(rgb)
+        np.testing.assert_allclose(np.stack([d.keypoints for d in got]), np.stack([d.keypoints for d in want]),
+                                   atol=1e-3, err_msg=name)
     assert rect._onnx.session.get_inputs()[0].shape[2:] == [640, 640]  # prepared at start, checked early
     assert list((tmp_path / "detectors").glob("*-fp32-640x480.onnx"))  # one graph per shape, cached
 

@@ -54,8 +54,8 @@ PARAMETERS = {
                       "640x480) instead of a padded square"),
     "detector_runtime": ("auto", "auto | onnxruntime | ultralytics (auto: onnxruntime for .onnx models)"),
     "detector_threads": (0, "ONNX Runtime threads for the detector (0 = all cores)"),
-    "detector_spinning": (False, "ONNX Runtime detector: threads busy-wait between operators (faster detection, "
-                          "CPU taken from the rest of the frame and from other processes)"),
+    "onnxruntime_spinning": (False, "ONNX Runtime (detector and Key2Mesh): threads busy-wait between operators "
+                             "while a model runs, stopped when it ends"),
     "max_people": (20, "at most this many people per image (highest scores kept)"),
     "backend": ("auto", "auto | tensorrt | onnxruntime | torch"),
     "onnx_model": ("", "fused Key2Mesh ONNX ('' = artifacts/key2mesh.onnx, exported from the checkpoint when "
@@ -184,10 +184,10 @@ class Key2MeshNode(LifecycleNode):
 
         self.detector = PoseDetector(p["detector_model"] or None, p["detector_confidence"], p["detector_image_size"],
                                      p["max_people"], runtime=p["detector_runtime"], threads=p["detector_threads"],
-                                     rect=p["detector_rect"], spinning=p["detector_spinning"])
+                                     rect=p["detector_rect"], spinning=p["onnxruntime_spinning"])
         checkpoint, onnx_path = self._resolve_model(p)
         self.backend = create_backend(p["backend"], onnx_path=onnx_path, checkpoint=checkpoint,
-                                      engine_path=p["engine"] or None)
+                                      engine_path=p["engine"] or None, spinning=p["onnxruntime_spinning"])
         self._warm_up()
         self.get_logger().info(f"detector: {self.detector.description}; Key2Mesh backend {self.backend.name}")
         self.tracker = Tracker(max_age_s=p["track_max_age_s"], smoothing=p["smoothing"],
