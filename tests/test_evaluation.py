@@ -23,6 +23,14 @@ def test_procrustes_recovers_similarity_transform():
     assert pa_mpjpe(source, target).max() < 1e-5
     reflected = target * torch.tensor([-1.0, 1.0, 1.0])  # a mirror image is not a rotation
     assert pa_mpjpe(reflected, target).min() > 0.01
+    # On the 14 protocol joints: errors elsewhere (a hand, the toes) do not count, nor align.
+    from key2mesh_train.evaluation.metrics import BODY14
+
+    assert len(set(BODY14)) == 14
+    moved = source.clone()
+    others = [j for j in range(24) if j not in BODY14]
+    moved[:, others] += 0.5
+    assert pa_mpjpe(moved, target, BODY14).max() < 1e-5 < pa_mpjpe(moved, target).min()
 
 
 def test_metric_definitions():

@@ -4,9 +4,9 @@ against the SMPLify-style optimisation, in one run on the same inputs.
 The people are frames of held-out MoCap performers (``data.held_out_subjects``) with body
 shapes drawn over the body model's shape space, seen through the paper's cameras; their 2D
 keypoints carry ``benchmark_noise`` (offsets, noise, 5 % misses, 10 % low confidences) and
-nothing else. Each model is scored as MPJPE / PA-MPJPE / PVE (mm) and
-ms per person; where the MoCap says what an action is (CMU's ``index.tsv``), per-action rows
-follow. A bar chart goes to ``plot``.
+nothing else. Each model is scored as MPJPE / PA-MPJPE / PVE (mm; all 24 SMPL joints),
+PA-MPJPE on the 14 body joints of the common 3DPW protocol (``PA-MPJPE-14``) and ms per person;
+where the MoCap says what an action is (CMU's ``index.tsv``), per-action rows follow. A bar chart goes to ``plot``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from key2mesh.checkpoint import load_checkpoint
 from key2mesh_train.config import TrainConfig
 from key2mesh_train.evaluation.evaluate import posed_body
-from key2mesh_train.evaluation.metrics import mpjpe, pa_mpjpe, pve
+from key2mesh_train.evaluation.metrics import BODY14, mpjpe, pa_mpjpe, pve
 from key2mesh_train.evaluation.smplify import PosePrior, SMPLifyConfig, fit_smplify
 from key2mesh_train.mocap.actions import action_class, read_action_index
 from key2mesh_train.pretrain import prepare_data
@@ -32,12 +32,12 @@ METRICS = ("MPJPE", "PA-MPJPE", "PVE")
 
 
 def format_table(rows: dict[str, dict[str, float]], first: str = "method") -> str:
-    columns = ["MPJPE", "PA-MPJPE", "PVE", "ms/person"]
+    columns = ["MPJPE", "PA-MPJPE", "PVE", "PA-MPJPE-14", "ms/person"]
     extra = ["people"] if any("people" in v for v in rows.values()) else []
-    lines = [f"{first:<34}" + "".join(f"{c:>11}" for c in extra + columns)]
+    lines = [f"{first:<34}" + "".join(f"{c:>12}" for c in extra + columns)]
     for name, values in rows.items():
-        cells = [f"{int(values['people']):>11d}" for _ in extra]
-        cells += [f"{values.get(c, float('nan')):>11.1f}" for c in columns]
+        cells = [f"{int(values['people']):>12d}" for _ in extra]
+        cells += [f"{values.get(c, float('nan')):>12.1f}" for c in columns]
         lines.append(f"{name:<34}" + "".join(cells))
     return "\n".join(lines)
 
@@ -46,7 +46,8 @@ def _errors(body, betas, rotmats, gt_joints, gt_vertices) -> dict[str, torch.Ten
     """Per-person errors in mm."""
     joints, vertices = posed_body(body, betas, rotmats)
     return {"MPJPE": mpjpe(joints, gt_joints) * 1000, "PA-MPJPE": pa_mpjpe(joints, gt_joints) * 1000,
-            "PVE": pve(vertices, gt_vertices, joints, gt_joints) * 1000}
+            "PVE": pve(vertices, gt_vertices, joints, gt_joints) * 1000,
+            "PA-MPJPE-14": pa_mpjpe(joints, gt_joints, BODY14) * 1000}
 
 
 def _mean(errors: dict[str, torch.Tensor], index=slice(None)) -> dict[str, float]:

@@ -8,6 +8,12 @@ from key2mesh.keypoints import SMPL_JOINT_NAMES
 
 PELVIS = SMPL_JOINT_NAMES.index("pelvis")
 HIPS = (SMPL_JOINT_NAMES.index("left_hip"), SMPL_JOINT_NAMES.index("right_hip"))
+# The 14 body joints of the common 3DPW / Human3.6M protocol (LSP order of parts), as SMPL
+# joints: no spine, hands or toes, whose rotations 17 body keypoints barely show. SMPL's neck and
+# head joints stand in for the protocol's neck and head top.
+BODY14 = tuple(SMPL_JOINT_NAMES.index(name) for name in (
+    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
+    "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head"))
 
 
 def procrustes_align(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -45,8 +51,11 @@ def mpjpe(pred: torch.Tensor, target: torch.Tensor, root: str = "pelvis") -> tor
     return (_root_align(pred, root) - _root_align(target, root)).norm(dim=-1).mean(-1)
 
 
-def pa_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean joint error after Procrustes alignment ``[B]``."""
+def pa_mpjpe(pred: torch.Tensor, target: torch.Tensor, joints: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Per-sample mean joint error after Procrustes alignment ``[B]``, over ``joints`` only
+    (aligned on them too) when given, e.g. :data:`BODY14`."""
+    if joints is not None:
+        pred, target = pred[:, list(joints)], target[:, list(joints)]
     return (procrustes_align(pred, target) - target).norm(dim=-1).mean(-1)
 
 
