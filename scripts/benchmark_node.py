@@ -34,6 +34,10 @@ def main() -> int:
                         help="node parameter onnxruntime_spinning (default: the node's own default)")
     parser.add_argument("--plain", action="store_true",
                         help="/human_mesh only: no TF, ROS4HRI topics or markers (what they cost)")
+    parser.add_argument("--mesh-only-consumer", action="store_true",
+                        help="subscribe to /human_mesh alone (default: to every output, TF, markers and each "
+                             "body's ROS4HRI topics too, as a robot using all of them would; the node skips "
+                             "outputs nobody subscribes to)")
     args = parser.parse_args()
 
     from key2mesh_ros.ros_environment import configure_ros_environment
@@ -62,6 +66,8 @@ def main() -> int:
     answers, stats = [], []
     node.create_subscription(HumanMeshArray, "/human_mesh", answers.append, 10)
     node.create_subscription(String, "/human_mesh/stats", stats.append, 10)
+    if not args.mesh_only_consumer:
+        consume_every_output(node)
     publisher = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
     info_publisher = node.create_publisher(CameraInfo, "/camera/camera_info", qos_profile_sensor_data)
     from key2mesh_ros.demo_data import camera_info_msg, guess_camera_matrix
@@ -114,6 +120,28 @@ def main() -> int:
     else:
         print("GPU row: none (no NVIDIA GPU / ONNX Runtime CUDA provider on this machine)")
     return 0
+
+
+def consume_every_output(node) -> None:
+    """Subscribe to /tf, the markers, /humans/bodies/tracked and, as bodies appear, each body's
+    ROS4HRI topics (what a ROS4HRI library does), so the node pays for all of its outputs."""
+    from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D, Skeleton2D
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import JointState
+    from tf2_msgs.msg import TFMessage
+    from visualization_msgs.msg import MarkerArray
+
+    node.create_subscription(TFMessage, "/tf", lambda _: None, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    node.create_subscription(MarkerArray, "/human_mesh/markers", lambda _: None, 10)
+    bodies: set[str] = set()
+
+    def on_tracked(msg) -> None:
+        for body in set(msg.ids) - bodies:
+            bodies.add(body)
+            for kind, name in ((Skeleton2D, "skeleton2d"), (NormalizedRegionOfInterest2D, "roi"), (JointState, "joint_states")):
+                node.create_subscription(kind, f"/humans/bodies/{body}/{name}", lambda _: None, 10)
+
+    node.create_subscription(IdsList, "/humans/bodies/tracked", on_tracked, 10)
 
 
 def fused_graph_ms(batch: int) -> tuple[float, str]:

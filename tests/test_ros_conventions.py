@@ -139,6 +139,16 @@ def test_hri_topics_follow_tracks_without_leaking(ros, body):
     roi = rois[-1]
     assert (roi.xmin, roi.ymin, roi.xmax, roi.ymax, roi.c) == pytest.approx((0.1, 0.1, 0.5, 1.0, 0.8))
     assert list(states[-1].name) == list(JOINT_STATE_NAMES) and len(states[-1].position) == 72
+    # A body topic nobody subscribes to is neither filled nor published: b4 has no listener.
+    two = ([3, 4], np.stack([keypoints] * 2), np.repeat(box, 2, 0), np.array([0.8, 0.7]), np.stack([pose] * 2))
+    hri.publish(Header(), 640, 480, [3, 4], *two)
+    sent = []
+    for body_id in ("b3", "b4"):
+        for publisher in hri.bodies[body_id]["publishers"]:
+            publisher.publish = lambda msg, topic=publisher.topic_name: sent.append(topic)
+    hri.publish(Header(), 640, 480, [3, 4], *two)
+    assert sorted(sent) == sorted(f"/hri_test/bodies/b3/{t}" for t in ("skeleton2d", "roi", "joint_states"))
+    hri.publish(Header(), 640, 480, [3], *people(3))  # b4 forgotten
     # Three publishers per body while it is tracked, destroyed once the tracker forgets it, however
     # many bodies come and go.
     assert len(list(owner.publishers)) == base + 3

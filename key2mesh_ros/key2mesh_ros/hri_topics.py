@@ -7,7 +7,8 @@ coordinates), ``roi`` (``hri_msgs/NormalizedRegionOfInterest2D``) and ``joint_st
 (``sensor_msgs/JointState``: each SMPL joint's rotation relative to its parent as intrinsic
 x, y, z angles, three revolute joints ``<joint>_rx``, ``_ry``, ``_rz`` per SMPL joint, so a
 chain of revolute joints reproduces the pose). A body's publishers are created when its track
-appears and destroyed when the tracker forgets it: nothing accumulates over a long run.
+appears and destroyed when the tracker forgets it: nothing accumulates over a long run. A
+body topic without subscribers is not filled or published.
 """
 
 from __future__ import annotations
@@ -82,22 +83,25 @@ class HriBodies:
         angles = Rotation.from_rotvec(np.asarray(poses, np.float64).reshape(-1, 3)).as_euler("XYZ").reshape(len(ids), -1)
         for track_id, score, xyc, box, joint_angles_ in zip(ids, np.asarray(scores, np.float64).tolist(),
                                                             points.tolist(), corners.tolist(), angles, strict=True):
-            body = self._body(body_id(track_id))
+            body = self._body(body_id(track_id))  # publishers exist from the start, so they can be discovered
             skeleton_pub, roi_pub, joints_pub = body["publishers"]
-            skeleton = body["skeleton"]
-            skeleton.header = header
-            for point, (x, y, c) in zip(skeleton.skeleton, xyc, strict=True):
-                point.x, point.y, point.c = x, y, c
-            skeleton_pub.publish(skeleton)
-            roi = body["roi"]
-            roi.header = header
-            (roi.xmin, roi.ymin), (roi.xmax, roi.ymax) = box
-            roi.c = score
-            roi_pub.publish(roi)
-            states = body["joint_states"]
-            states.header = header
-            states.position = joint_angles_
-            joints_pub.publish(states)
+            if skeleton_pub.get_subscription_count():  # a topic nobody reads is not filled
+                skeleton = body["skeleton"]
+                skeleton.header = header
+                for point, (x, y, c) in zip(skeleton.skeleton, xyc, strict=True):
+                    point.x, point.y, point.c = x, y, c
+                skeleton_pub.publish(skeleton)
+            if roi_pub.get_subscription_count():
+                roi = body["roi"]
+                roi.header = header
+                (roi.xmin, roi.ymin), (roi.xmax, roi.ymax) = box
+                roi.c = score
+                roi_pub.publish(roi)
+            if joints_pub.get_subscription_count():
+                states = body["joint_states"]
+                states.header = header
+                states.position = joint_angles_
+                joints_pub.publish(states)
 
     def close(self) -> None:
         self.forget(set())

@@ -17,7 +17,9 @@ from key2mesh_msgs.msg import BodyModelInfo, HumanMesh, HumanMeshArray
 def float_array(values: np.ndarray) -> array.array:
     """``values`` as float32 ``array.array``: one copy, straight from the array's buffer."""
     out = array.array("f")
-    out.frombytes(np.ascontiguousarray(values, dtype=np.float32))
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    if values.size:  # a byte view of the array itself: no intermediate bytes object
+        out.frombytes(memoryview(values.reshape(-1)).cast("B"))
     return out
 
 

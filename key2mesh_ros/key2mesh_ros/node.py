@@ -417,12 +417,14 @@ class Key2MeshNode(LifecycleNode):
         if len(placed):
             placed_ids = [track_ids[i] for i in placed]
             placed_joints = out["joints"][placed] + positions[placed][:, None]
-        if self.params["publish_markers"] and len(placed):
+        # Markers, TF and the per-body ROS4HRI topics are built only while someone subscribes
+        # (RViz closed, no tf listener): what nobody reads costs nothing. /human_mesh always goes out.
+        if self.params["publish_markers"] and len(placed) and self.pub_markers.get_subscription_count():
             self.pub_markers.publish(self.skeleton_markers.message(msg.header, placed_joints, placed_ids))
             self._maybe_mesh_markers(msg.header, humans)
         if self.pub_tf is not None:
             self.tf_frames.forget(live)
-            if len(placed):
+            if len(placed) and self.pub_tf.get_subscription_count():
                 self.pub_tf.publish(self.tf_frames.message(msg.header, placed_ids, out["pose"][placed], placed_joints))
         if self.hri is not None:
             if track_ids:

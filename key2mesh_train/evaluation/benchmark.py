@@ -34,11 +34,12 @@ METRICS = ("MPJPE", "PA-MPJPE", "PVE")
 def format_table(rows: dict[str, dict[str, float]], first: str = "method") -> str:
     columns = ["MPJPE", "PA-MPJPE", "PVE", "PA-MPJPE-14", "ms/person"]
     extra = ["people"] if any("people" in v for v in rows.values()) else []
-    lines = [f"{first:<34}" + "".join(f"{c:>12}" for c in extra + columns)]
+    width = max([34, len(first) + 2, *(len(name) + 2 for name in rows)])
+    lines = [f"{first:<{width}}" + "".join(f"{c:>12}" for c in extra + columns)]
     for name, values in rows.items():
         cells = [f"{int(values['people']):>12d}" for _ in extra]
         cells += [f"{values.get(c, float('nan')):>12.1f}" for c in columns]
-        lines.append(f"{name:<34}" + "".join(cells))
+        lines.append(f"{name:<{width}}" + "".join(cells))
     return "\n".join(lines)
 
 
