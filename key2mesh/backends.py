@@ -1,8 +1,11 @@
 """Runtime backends for the fused graph behind one interface.
 
 ``tensorrt`` (engine on an NVIDIA GPU), ``onnxruntime`` (CUDA or CPU provider) and ``torch``
-(checkpoint + body model) all take normalised keypoints ``[B,17,3]`` float32 and return the
-same named arrays. ``auto`` picks the fastest one that is present and says which.
+(checkpoint + body model, on the GPU where PyTorch sees one) all take normalised keypoints
+``[B,17,3]`` float32 and return the same named arrays. ``auto`` picks the fastest one that is
+present and says which. ``auto`` keeps ONNX Runtime ahead of PyTorch even where PyTorch has a
+GPU and ONNX Runtime only the CPU: on an H200 machine the eager PyTorch graph took 6.3 ms at
+batch 1 on the GPU against 2.0 ms on 16 CPU cores through ONNX Runtime (it won only at batch 64).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class BackendUnavailable(RuntimeError):
 
 class Backend:
     name = "base"
+    provider = "cpu"  # the device that runs the graph: ONNX Runtime's provider name, or cpu / cuda
     faces: np.ndarray | None = None  # mesh triangles, constant
     num_vertices: int = 0
 
@@ -47,21 +51,24 @@ class Backend:
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, checkpoint: str | os.PathLike, body_model: str | os.PathLike | None = None) -> None:
+    def __init__(self, checkpoint: str | os.PathLike, body_model: str | os.PathLike | None = None,
+                 device: str | None = None) -> None:
         from key2mesh.body_model import load_skinned_body
         from key2mesh.checkpoint import load_checkpoint
         from key2mesh.fused_graph import KeypointsToMesh
 
         network, _ = load_checkpoint(checkpoint)
         self.body = load_skinned_body(body_model)
-        self.model = KeypointsToMesh(network, self.body).eval()
         self.faces = self.body.faces.numpy().astype(np.int32)
         self.num_vertices = self.body.num_vertices
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.provider = self.device.type  # what ran it, as ONNX Runtime's backend reports its provider
+        self.model = KeypointsToMesh(network, self.body).eval().to(self.device)
 
     @torch.inference_mode()
     def run(self, keypoints: np.ndarray) -> dict[str, np.ndarray]:
-        outputs = self.model(torch.from_numpy(self._check(keypoints)))
-        return {name: value.numpy() for name, value in zip(OUTPUT_NAMES, outputs, strict=True)}
+        outputs = self.model(torch.from_numpy(self._check(keypoints)).to(self.device))
+        return {name: value.cpu().numpy() for name, value in zip(OUTPUT_NAMES, outputs, strict=True)}
 
 
 class OnnxRuntimeBackend(Backend):
@@ -88,6 +95,7 @@ class OnnxRuntimeBackend(Backend):
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    provider = "cuda"
 
     def __init__(self, onnx_path: str | os.PathLike, engine_path: str | os.PathLike | None = None, fp16: bool = False) -> None:
         ok, reason = tensorrt_available()

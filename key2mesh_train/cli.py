@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 MODEL_HELP = "checkpoint (default: your finished pre-training in artifacts/, else the shipped model)"
+SHIPPED_MB_LIMIT = 20  # a committed model file stays under this (MB)
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -150,8 +151,12 @@ def cmd_ship(args) -> int:
     out = Path(args.out) if args.out else shipped_model()
     meta = {**payload["meta"], "shipped_from": str(args.checkpoint), "mirror_average": args.mirror_average}
     save_checkpoint(out, network, meta=meta, extra_state={"history": payload["extra_state"].get("history", [])},
-                    half=True)
-    print(f"shipped model: {out} ({out.stat().st_size / 1e6:.1f} MB, fp16); update MODEL_CARD.md beside it")
+                    precision=args.precision)
+    size = out.stat().st_size / 1e6
+    print(f"shipped model: {out} ({size:.1f} MB, {args.precision}); update MODEL_CARD.md beside it")
+    if size > SHIPPED_MB_LIMIT:
+        print(f"warning: over the repository's {SHIPPED_MB_LIMIT} MB limit for a committed model; "
+              f"try --precision int8", file=sys.stderr)
     return 0
 
 
@@ -179,12 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("ship", help="write a finished checkpoint as the shipped fp16 model (key2mesh/assets/)")
+    p = sub.add_parser("ship", help="write a finished checkpoint as the shipped model (key2mesh/assets/), fp16 or int8")
     p.add_argument("--checkpoint", required=True, help="a finished pre-training checkpoint")
     p.add_argument("--out", help="default: key2mesh/assets/key2mesh_cmu.pt")
     p.add_argument("--mirror-average", action=argparse.BooleanOptionalAction, default=True,
                    help="at inference also read the mirrored keypoints and average the two answers "
                         "(network.mirror_average; default: on)")
+    p.add_argument("--precision", choices=("fp16", "int8"), default="fp16",
+                   help="stored weights (they load as fp32): fp16, or int8 Linear weights with one scale per "
+                        f"output row, for networks whose fp16 file passes {SHIPPED_MB_LIMIT} MB (default: %(default)s)")
     p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("show-mocap", help="retarget one BVH file and draw it next to the BVH's own skeleton",

@@ -50,6 +50,8 @@ class PretrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     num_threads: int = 0  # 0: torch default
+    # On a GPU, draw the synthetic batches there too (false: on the CPU, then copied over).
+    synthesize_on_device: bool = True
 
 
 @dataclass

@@ -62,19 +62,19 @@ class DetectorNoise:
         hips, shoulders, ankles = [11, 12], [5, 6], [15, 16]
         face = list(range(len(COCO17_FACE_VERTEX_NAMES)))
         points[:, hips, 1] -= self.hip_raise * height
-        widen = (points[:, 11, 0] - points[:, 12, 0])[:, None] * self.hip_widen * torch.tensor([1.0, -1.0])
+        widen = (points[:, 11, 0] - points[:, 12, 0])[:, None] * self.hip_widen * torch.tensor([1.0, -1.0], device=points.device)
         if strength is not None:
             widen = widen * strength[:, None]
         points[:, hips, 0] += widen
         points[:, shoulders, 1] -= self.shoulder_raise * height
         points[:, ankles, 1] += self.ankle_drop * height
         points[:, face, 1] -= self.face_shift * height
-        points = points + self.sigma * height[..., None] * torch.randn(points.shape, generator=gen)
+        points = points + self.sigma * height[..., None] * torch.randn(points.shape, generator=gen, device=gen.device)
         if self.low_conf_prob > 0:
-            low = torch.rand(conf.shape, generator=gen) < self.low_conf_prob
-            conf = torch.where(low, 0.15 + 0.25 * torch.rand(conf.shape, generator=gen), conf)
+            low = torch.rand(conf.shape, generator=gen, device=gen.device) < self.low_conf_prob
+            conf = torch.where(low, 0.15 + 0.25 * torch.rand(conf.shape, generator=gen, device=gen.device), conf)
         if self.miss_prob > 0:
-            conf = torch.where(torch.rand(conf.shape, generator=gen) < self.miss_prob, torch.zeros_like(conf), conf)
+            conf = torch.where(torch.rand(conf.shape, generator=gen, device=gen.device) < self.miss_prob, torch.zeros_like(conf), conf)
         return points, conf
 
 
@@ -93,7 +93,7 @@ class ReplayedResiduals:
     confidences: torch.Tensor  # [N,17], 0 where the target missed the joint
 
     def apply(self, points: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randint(0, len(self.residuals), (len(points),), generator=gen)
+        index = torch.randint(0, len(self.residuals), (len(points),), generator=gen, device=gen.device).to(self.residuals.device)
         _, side = normalization_box(torch.cat([points, conf[..., None]], dim=-1))
-        points = points + self.residuals[index] * side[:, None, None]
-        return points, torch.where(conf > 0, self.confidences[index], torch.zeros_like(conf))
+        points = points + self.residuals[index].to(points) * side[:, None, None]
+        return points, torch.where(conf > 0, self.confidences[index].to(conf), torch.zeros_like(conf))

@@ -63,7 +63,7 @@ def run_latency(onnx_path: str | Path, checkpoint: str | Path, batches=(1, 5, 64
         except BackendUnavailable as err:
             skipped[name] = str(err)
             continue
-        label = f"{name} ({getattr(backend, 'provider', 'cpu' if not torch.cuda.is_available() else 'cuda')})"
+        label = f"{name} ({backend.provider})"
         results[label] = {b: time_backend(backend, b, repeats) for b in batches}
     baseline = smplify_ms_per_person()
     return {"results": results, "skipped": skipped, "smplify_ms_per_person": baseline}

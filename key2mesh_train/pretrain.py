@@ -53,7 +53,7 @@ def prepare_data(config: TrainConfig, progress: bool = True) -> TrainingData:
 
 
 def sample_batch(bank: PoseBank, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    index = torch.randint(0, len(bank), (size,), generator=gen)
+    index = torch.randint(0, len(bank), (size,), generator=gen, device=gen.device).to(bank.rotmats.device)
     return bank.rotmats[index], bank.betas[index]
 
 
@@ -114,6 +114,9 @@ def grow_from(network: Key2MeshNet, initial: Key2MeshNet) -> list[str]:
 def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Pre-train Key2Mesh on ``config.data.mocap`` and write ``config.pretrain.checkpoint``.
 
+    On a GPU the whole step runs there, the synthetic batches too (the pose bank, the body
+    model and the random generator live on the device): the CPU only launches work.
+
     Each step draws ``batch_size`` MoCap frames, mirrors them and draws body shapes
     (``augment_poses``), poses the body and views it through random cameras (``synthesize``:
     network input ``[B,17,3]`` normalised keypoints, targets ``[B,24,3,3]`` rotations, ``[B,10]``
@@ -130,13 +133,20 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
     if cfg.batch_size % world:
         raise ValueError(f"pretrain.batch_size {cfg.batch_size} must split evenly over {world} processes")
     torch.manual_seed(cfg.seed + rank)
-    gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
+    if device.type == "cuda":  # TF32 matrix products: the network is an MLP, fp32 accuracy is not needed
+        torch.backends.cuda.matmul.allow_tf32 = True
+    synthesis = device if cfg.synthesize_on_device else torch.device("cpu")
+    gen = torch.Generator(device=synthesis).manual_seed(cfg.seed + 1000 * rank)
     if rank > 0:  # rank 0 fills the MoCap cache first; the others then read it
         torch.distributed.barrier()
     body, train_bank, _ = prepare_data(config, progress and rank == 0)
     if world > 1 and rank == 0:
         torch.distributed.barrier()
     loss_body = body if device.type == "cpu" else copy.deepcopy(body).to(device)
+    if synthesis.type != "cpu":  # synthesis runs on the device: its inputs live there
+        body = loss_body
+        train_bank = PoseBank(train_bank.rotmats.to(device), train_bank.betas.to(device),
+                              train_bank.sequence_ids, train_bank.names)
     network = Key2MeshNet(config.network)
     checkpoint = Path(cfg.checkpoint)
     partial = partial_path(checkpoint)
@@ -173,8 +183,12 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
         scheduler.milestones.clear()
         scheduler.milestones.update({int(cfg.steps * cfg.lr_decay_at): 1})  # the plan may have grown
     if "generator" in state and rank == 0:
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        if state.get("generator_device", "cpu") == synthesis.type:
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+        else:  # a run moved between CPU and GPU: the batches differ from here on, nothing else
+            log.warning("resuming a %s run on %s: new random batches from here", state.get("generator_device", "cpu"),
+                        synthesis.type)
     per_rank = cfg.batch_size // world
     bar = tqdm(range(start, cfg.steps), desc="pretrain", unit="step", disable=not (progress and rank == 0),
                initial=start, total=cfg.steps)
@@ -187,7 +201,7 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
         extra = {"history": history}
         if not finished:  # what resuming needs; the result itself carries weights and history only
             extra.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                         generator=gen.get_state(), torch_rng=torch.get_rng_state())
+                         generator=gen.get_state(), generator_device=synthesis.type, torch_rng=torch.get_rng_state())
         save_checkpoint(path, network, meta=meta, extra_state=extra)
 
     done = start  # steps completed
@@ -198,10 +212,12 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
                 rotmats, betas = sample_batch(train_bank, per_rank, gen)
                 rotmats, betas = augment_poses(rotmats, betas, config.synthetic, gen)
                 batch = synthesize(rotmats, betas, body, config.synthetic, gen)
-                batch = {k: v.to(device) for k, v in batch.items()}
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 pred = model(batch["input"])
                 terms = pretrain_losses(pred, batch, loss_body, config.losses)
-                if not torch.isfinite(terms["total"]):
+                # Checking waits for the device: on a GPU only at log steps, so the CPU can queue ahead.
+                checked = device.type == "cpu" or step % cfg.log_every == 0
+                if checked and not torch.isfinite(terms["total"]):
                     raise FloatingPointError(f"non-finite loss at step {step}: {({k: float(v) for k, v in terms.items()})}")
                 optimizer.zero_grad(set_to_none=True)
                 terms["total"].backward()

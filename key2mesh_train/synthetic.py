@@ -68,17 +68,18 @@ def sample_cameras(batch: int, cfg: SyntheticConfig, gen: torch.Generator):
     pitch ``[B]`` (radians, > 0 looks down). Most cameras follow the paper (the pelvis somewhere
     in the image, tilt from ``random_view``); ``robot_camera_prob`` of them are mounted at a robot's
     height and pitched down, and the pelvis lands where that geometry puts it."""
-    rand = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    dev = gen.device  # batches are drawn where the generator lives (the GPU when training on one)
+    rand = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
     focal = cfg.focal_min + (cfg.focal_max - cfg.focal_min) * rand(batch)
-    principal = torch.tensor([cfg.image_width / 2, cfg.image_height / 2]) + cfg.principal_jitter_px * (2 * rand(batch, 2) - 1)
+    principal = torch.tensor([cfg.image_width / 2, cfg.image_height / 2], device=dev) + cfg.principal_jitter_px * (2 * rand(batch, 2) - 1)
     distance = cfg.distance_min + (cfg.distance_max - cfg.distance_min) * rand(batch)
-    m = torch.full((batch,), cfg.centre_margin)
+    m = torch.full((batch,), cfg.centre_margin, device=dev)
     m = torch.where(rand(batch) < cfg.edge_prob, torch.full_like(m, -0.05), m)  # partly out of frame
-    size = torch.tensor([cfg.image_width, cfg.image_height], dtype=torch.float32)
+    size = torch.tensor([cfg.image_width, cfg.image_height], dtype=torch.float32, device=dev)
     pixel = size * (m[:, None] + (1 - 2 * m[:, None]) * rand(batch, 2))
-    ray = torch.cat([(pixel - principal) / focal[:, None], torch.ones(batch, 1)], dim=-1)
+    ray = torch.cat([(pixel - principal) / focal[:, None], torch.ones(batch, 1, device=dev)], dim=-1)
     pelvis = ray * distance[:, None]
-    pitch = torch.zeros(batch)
+    pitch = torch.zeros(batch, device=dev)
 
     robot = rand(batch) < cfg.robot_camera_prob
     if robot.any():
@@ -98,7 +99,7 @@ def sample_cameras(batch: int, cfg: SyntheticConfig, gen: torch.Generator):
             if not pending.any():
                 break
             pixel = size * (m[:, None] + (1 - 2 * m[:, None]) * rand(batch, 2))
-            ray = torch.where(pending[:, None], torch.cat([(pixel - principal) / focal[:, None], torch.ones(batch, 1)], -1),
+            ray = torch.where(pending[:, None], torch.cat([(pixel - principal) / focal[:, None], torch.ones(batch, 1, device=dev)], -1),
                               ray)
         # The few left keep the paper's camera (pelvis and ray from the first draw).
     return focal, principal, pelvis, pitch
@@ -111,17 +112,18 @@ def random_view(batch: int, cfg: SyntheticConfig, gen: torch.Generator,
     and, where non-zero, ``camera_pitch [B]`` radians for robot mounts). The camera's pitch
     comes after the yaw, so the body's up axis leans toward the camera by exactly that much:
     a camera that looks down sees the top of the head, whichever way the person faces."""
-    yaw = math.radians(cfg.yaw_deg) * torch.rand(batch, generator=gen)
+    dev = gen.device
+    yaw = math.radians(cfg.yaw_deg) * torch.rand(batch, generator=gen, device=dev)
     pr = math.radians(cfg.pitch_roll_deg)
-    pitch = pr * (2 * torch.rand(batch, generator=gen) - 1)
-    roll = pr * (2 * torch.rand(batch, generator=gen) - 1)
-    tilt = torch.full((batch,), math.radians(cfg.pitch_offset_deg))
+    pitch = pr * (2 * torch.rand(batch, generator=gen, device=dev) - 1)
+    roll = pr * (2 * torch.rand(batch, generator=gen, device=dev) - 1)
+    tilt = torch.full((batch,), math.radians(cfg.pitch_offset_deg), device=dev)
     if camera_pitch is not None:
         mounted = camera_pitch != 0  # a robot's camera: its own pitch plus a little jitter, not the paper's +-20
         tilt = torch.where(mounted, camera_pitch, tilt)
         pitch = torch.where(mounted, 0.25 * pitch, pitch)
         roll = torch.where(mounted, 0.25 * roll, roll)
-    zero = torch.zeros(batch)
+    zero = torch.zeros(batch, device=dev)
     return euler_to_matrix(zero, tilt, zero) @ euler_to_matrix(yaw, pitch, roll)
 
 
@@ -134,11 +136,11 @@ def augment_poses(rotmats: torch.Tensor, betas: torch.Tensor, cfg: SyntheticConf
     """
     batch = rotmats.shape[0]
     if cfg.mirror_prob > 0:
-        flip = torch.rand(batch, generator=gen) < cfg.mirror_prob
+        flip = torch.rand(batch, generator=gen, device=gen.device) < cfg.mirror_prob
         mirrored = mirror_rotmats(rotmats)
         rotmats = torch.where(flip[:, None, None, None], mirrored, rotmats)
     if cfg.betas_std > 0:
-        drawn = (cfg.betas_std * torch.randn(betas.shape, generator=gen)).clamp(-2.5 * cfg.betas_std, 2.5 * cfg.betas_std)
+        drawn = (cfg.betas_std * torch.randn(betas.shape, generator=gen, device=gen.device)).clamp(-2.5 * cfg.betas_std, 2.5 * cfg.betas_std)
         betas = drawn
     return rotmats, betas
 
@@ -152,20 +154,21 @@ def synthesize(rotmats: torch.Tensor, betas: torch.Tensor, body: SkinnedBody, cf
     focal, principal, pelvis_cam, camera_pitch = sample_cameras(batch, cfg, gen)
     view = random_view(batch, cfg, gen, camera_pitch)
     rotmats = rotmats.clone()
-    rotmats[:, 0] = BODY_TO_CAMERA @ view @ rotmats[:, 0]
+    rotmats[:, 0] = BODY_TO_CAMERA.to(view) @ view @ rotmats[:, 0]
     posed = body(betas, rotmats, with_vertices=with_vertices)
     pelvis = posed["joints"][:, :1]
     kp3d = posed["keypoints"] - pelvis
     pixels = project_pinhole(kp3d + pelvis_cam[:, None], focal, principal)
-    conf = torch.ones(batch, NUM_KEYPOINTS)
+    dev = gen.device
+    conf = torch.ones(batch, NUM_KEYPOINTS, device=dev)
     clean = pixels
     if noise is not None:
         pixels, conf = noise.apply(pixels, conf, gen)
     elif cfg.detector_noise_prob > 0:  # training: detector-like biases of random strength
-        strength = torch.rand(batch, generator=gen) * (torch.rand(batch, generator=gen) < cfg.detector_noise_prob)
+        strength = torch.rand(batch, generator=gen, device=dev) * (torch.rand(batch, generator=gen, device=dev) < cfg.detector_noise_prob)
         pixels, conf = cfg.detector_noise.apply(pixels, conf, gen, strength)
-    pixels = pixels + cfg.jitter_px * torch.randn(pixels.shape, generator=gen)
-    drop = torch.rand(batch, NUM_KEYPOINTS, generator=gen) < cfg.drop_prob
+    pixels = pixels + cfg.jitter_px * torch.randn(pixels.shape, generator=gen, device=dev)
+    drop = torch.rand(batch, NUM_KEYPOINTS, generator=gen, device=dev) < cfg.drop_prob
     conf = torch.where(drop, torch.zeros_like(conf), conf)
     inside = (pixels[..., 0] >= 0) & (pixels[..., 0] < cfg.image_width) & \
              (pixels[..., 1] >= 0) & (pixels[..., 1] < cfg.image_height)

@@ -115,3 +115,36 @@ def test_shipped_mirror_average_survives_export(tiny_checkpoint, tmp_path):
     ort_out = OnnxRuntimeBackend(export_onnx(shipped, tmp_path / "shipped.onnx")).run(_inputs(5))
     for name in OUTPUT_NAMES:
         np.testing.assert_allclose(ort_out[name], averaged[name], atol=2e-4, rtol=1e-3, err_msg=name)
+
+
+def test_int8_shipping_is_a_quarter_and_answers_alike(tiny_checkpoint, tmp_path):
+    """`ship --precision int8`: Linear weights as int8 with one scale per output row. The file is
+    under a third of fp32 (the tiny network's non-Linear parts stay fp16), it loads as fp32 and
+    the fused graph answers as the fp32 checkpoint does, within what 8 bits allow."""
+    from key2mesh.checkpoint import load_checkpoint, quantize_int8, save_checkpoint
+    from key2mesh_train.cli import main as train_cli
+
+    int8 = tmp_path / "int8.pt"
+    assert train_cli(["ship", "--checkpoint", str(tiny_checkpoint), "--out", str(int8), "--precision", "int8",
+                      "--no-mirror-average"]) == 0
+    network, payload = load_checkpoint(int8)
+    assert payload["meta"]["precision"] == "int8"
+    assert payload["state_dict"]["out.weight"].dtype == torch.int8
+    assert all(p.dtype == torch.float32 for p in network.parameters())
+    fp32 = save_checkpoint(tmp_path / "fp32.pt", load_checkpoint(tiny_checkpoint)[0])
+    assert int8.stat().st_size < fp32.stat().st_size / 3
+    reference, quantized = TorchBackend(fp32).run(_inputs(8)), TorchBackend(int8).run(_inputs(8))
+    joints_error = np.abs(reference["joints"] - quantized["joints"]).max()
+    assert 0 < joints_error < 0.01  # metres: changed, but by less than a centimetre
+
+    weight = torch.randn(64, 32) * torch.logspace(-3, 0, 64)[:, None]  # rows of very different sizes
+    q, scale = quantize_int8(weight)
+    assert ((q.float() * scale - weight).abs() <= scale / 2 + 1e-9).all()  # per-row: small rows keep precision
+    with pytest.raises(ValueError, match="precision"):
+        save_checkpoint(tmp_path / "x.pt", network, precision="int4")
+
+
+def test_torch_backend_runs_where_it_is_told(tiny_checkpoint):
+    backend = TorchBackend(tiny_checkpoint, device="cpu")
+    assert backend.provider == "cpu"
+    assert backend.run(_inputs(2))["joints"].shape == (2, 24, 3)

@@ -237,3 +237,21 @@ def test_growing_a_model_keeps_its_answers_then_trains(tiny_checkpoint, tiny_con
                                        network=NetworkConfig(**config))
     network, payload = load_checkpoint(pretrain(grown_config, progress=False))
     assert network.config.encoder_blocks == small.config.encoder_blocks + 1 and payload["meta"]["finished"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_pretraining_on_a_gpu_draws_its_batches_there(tmp_path):
+    """On a GPU the synthetic batches are drawn there (generator, pose bank and body on the
+    device), and a short run trains and writes a checkpoint that loads on the CPU."""
+    import copy
+
+    config = load_config("tiny.yaml", [f"data.cache_dir={tmp_path}", f"pretrain.checkpoint={tmp_path / 'gpu.pt'}",
+                                       "data.mocap=[]", "pretrain.steps=30"])
+    body, train, _ = prepare_data(config, progress=False)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    bank = type(train)(train.rotmats.cuda(), train.betas.cuda(), train.sequence_ids, train.names)
+    rot, betas = sample_batch(bank, 32, gen)
+    batch = synthesize(rot, betas, copy.deepcopy(body).cuda(), config.synthetic, gen)
+    assert {v.device.type for v in batch.values()} == {"cuda"}
+    network, payload = load_checkpoint(pretrain(config, progress=False))
+    assert payload["meta"]["step"] == 30 and next(network.parameters()).device.type == "cpu"
