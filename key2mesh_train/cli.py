@@ -49,6 +49,26 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def cmd_pack_mocap(args) -> int:
+    from key2mesh.body_model import load_skinned_body
+    from key2mesh_train.mocap.dataset import find_motion_files, load_pose_bank
+    from key2mesh_train.mocap.packed import write_packed_bank
+    from key2mesh_train.pretrain import data_digest, rest_joints
+
+    config = _config(args)
+    if not find_motion_files(config.data.mocap):
+        print(f"error: no MoCap (.bvh, AMASS .npz) under {config.data.mocap}; set data.mocap", file=sys.stderr)
+        return 2
+    body = load_skinned_body(config.data.body_model)
+    bank = load_pose_bank(config.data.mocap, config.data.cache_dir, rest_joints(body),
+                          config.data.procedural_sequences, config.data.frame_stride)
+    out = write_packed_bank(bank, args.out)
+    print(f"packed {len(bank)} frames of {len(bank.names)} sequences (frame stride {config.data.frame_stride}, "
+          f"data digest of all of them {data_digest(bank)}) into {out} ({out.stat().st_size / 1e6:.1f} MB); "
+          f"train there with --set data.mocap=[{out.name}]")
+    return 0
+
+
 def cmd_export(args) -> int:
     from key2mesh.export import export_onnx
     from key2mesh.paths import exported_onnx
@@ -183,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="checkpoint path (default from config)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("pack-mocap", help="every MoCap frame training reads, retargeted, in one file for another machine",
+                       description="Load and retarget the config's MoCap (data.mocap, data.frame_stride) and write "
+                                   "the frames, with their sequence names, to one .npz: give it as data.mocap on a "
+                                   "machine without the MoCap files (a rented GPU). The train / held-out split "
+                                   "by performer happens there as here.")
+    _add_config(p)
+    p.add_argument("--out", required=True, help="the .npz to write")
+    p.set_defaults(func=cmd_pack_mocap)
 
     p = sub.add_parser("ship", help="write a finished checkpoint as the shipped model (key2mesh/assets/), fp16 or int8")
     p.add_argument("--checkpoint", required=True, help="a finished pre-training checkpoint")

@@ -216,3 +216,39 @@ def test_split_does_not_depend_on_where_the_data_lives(tmp_path, body, monkeypat
     assert banks[0].names == sorted(f.name for f in files)
     held = [sorted({bank.names[i] for i in bank.split(0.3)[1].sequence_ids}) for bank in banks]
     assert held[0] and held[0] == held[1] == held[2]
+
+
+def test_packed_bank_trains_where_the_mocap_is_not(tmp_path, body):
+    """`pack-mocap` writes every frame training reads; as a MoCap root elsewhere it gives the
+    same frames (rotations within fp16), names, split and data digest, and mixes with folders."""
+    from key2mesh_train.cli import main as train_cli
+    from key2mesh_train.mocap.packed import is_packed_bank, read_packed_bank
+    from key2mesh_train.pretrain import data_digest
+
+    write_procedural_dataset(tmp_path / "mocap" / "p", sequences=8, frames=20)
+    packed = tmp_path / "elsewhere" / "bank.npz"
+    common = ["--set", f"data.mocap=['{tmp_path / 'mocap'}']", "--set", f"data.cache_dir={tmp_path / 'cache'}",
+              "--set", "data.frame_stride=2"]
+    assert train_cli(["pack-mocap", *common, "--out", str(packed)]) == 0
+    assert is_packed_bank(packed) and not list(packed.parent.glob("*.tmp"))
+    original = load_pose_bank([str(tmp_path / "mocap")], tmp_path / "cache", rest_joints(body), frame_stride=2,
+                              progress=False)
+    again = load_pose_bank([str(packed)], tmp_path / "other-cache", rest_joints(body), progress=False)
+    assert again.names == original.names and len(again) == len(original) == 8 * 10
+    assert (again.rotmats - original.rotmats).abs().max() < 2e-3
+    assert data_digest(again) == data_digest(original)
+    held = [sorted({bank.names[i] for i in bank.split(0.3)[1].sequence_ids}) for bank in (original, again)]
+    assert held[0] == held[1]
+
+    more = write_procedural_dataset(tmp_path / "more" / "q", sequences=2, frames=10)
+    mixed = load_pose_bank([str(packed), str(tmp_path / "more")], tmp_path / "cache3", rest_joints(body), progress=False)
+    assert len(mixed.names) == 10 and len(mixed) == 80 + 20
+    assert mixed.names[-1] == more[-1].relative_to(tmp_path / "more").as_posix()
+    assert (mixed.sequence_ids[-20:] >= 8).all()
+
+    amass = tmp_path / "x_poses.npz"
+    np.savez(amass, poses=np.zeros((3, 72)), trans=np.zeros((3, 3)), betas=np.zeros(10), mocap_framerate=30.0)
+    assert not is_packed_bank(amass)
+    with pytest.raises(ValueError, match="not a packed pose bank"):
+        read_packed_bank(amass)
+    assert train_cli(["pack-mocap", "--set", f"data.mocap=['{tmp_path / 'nothing'}']", "--out", str(tmp_path / "n.npz")]) == 2

@@ -129,18 +129,39 @@ def build_pose_bank(sequences: list[MotionSequence], frame_stride: int = 1) -> P
     return PoseBank(torch.cat(rots), torch.cat(betas), np.concatenate(ids), [s.name for s in sequences])
 
 
+def concat_banks(banks: list[PoseBank]) -> PoseBank:
+    if len(banks) == 1:
+        return banks[0]
+    names: list[str] = []
+    ids = []
+    for bank in banks:
+        ids.append(bank.sequence_ids + len(names))
+        names += bank.names
+    return PoseBank(torch.cat([b.rotmats for b in banks]), torch.cat([b.betas for b in banks]), np.concatenate(ids),
+                    names)
+
+
 def load_pose_bank(roots: list[str], cache_dir: str | Path, rest_joints: np.ndarray,
                    procedural_sequences: int = 60, frame_stride: int = 1, progress: bool = True) -> PoseBank:
-    """MoCap from ``roots``; if none is found, procedural stand-in motion (logged loudly)."""
+    """MoCap from ``roots``; if none is found, procedural stand-in motion (logged loudly).
+
+    A root may be a packed pose bank (``key2mesh-train pack-mocap``): its frames are taken as
+    they are (already retargeted and strided)."""
+    from key2mesh_train.mocap.packed import is_packed_bank, read_packed_bank
     from key2mesh_train.mocap.procedural import write_procedural_dataset
 
+    packed = [root for root in roots if is_packed_bank(root)]
+    banks = [read_packed_bank(root) for root in packed]
+    roots = [root for root in roots if root not in packed]
     files = find_motion_files(roots)
     cache_dir = Path(cache_dir)
-    if not files:
+    if not files and not banks:
         log.warning("no MoCap found under %s: using %d procedural stand-in sequences", roots, procedural_sequences)
         roots = [cache_dir / f"procedural-{procedural_sequences}"]
         files = find_motion_files(roots)
         if len(files) != procedural_sequences:
             files = write_procedural_dataset(roots[0], sequences=procedural_sequences)
-    sequences = load_sequences(files, roots, rest_joints, cache_dir / "bvh", progress=progress)
-    return build_pose_bank(sequences, frame_stride=frame_stride)
+    if files:
+        sequences = load_sequences(files, roots, rest_joints, cache_dir / "bvh", progress=progress)
+        banks.append(build_pose_bank(sequences, frame_stride=frame_stride))
+    return concat_banks(banks)
