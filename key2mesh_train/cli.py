@@ -120,6 +120,14 @@ def cmd_benchmark(args) -> int:
         print(format_table(result["actions"], first="action"))
     print(f"Key2Mesh: {result['relative_pa_vs_optimisation']:.0%} lower PA-MPJPE than the optimisation on its subset, "
           f"{result['speedup']:.0f}x faster per person")
+    if args.real_detector:
+        from key2mesh_train.adaptation.benchmark import real_detector_scores, resolve_domain
+
+        rows = real_detector_scores(_config(args), checkpoints, args.real_detector, resolve_domain("detector", args.detector))
+        print()
+        print(f"real detector: {next(iter(rows.values()))['people']} held-out bodies rendered and detected "
+              f"(of {args.real_detector}), the robot camera of adapt-benchmark, no adaptation")
+        print(format_table(rows))
     if args.plot:
         print(f"plot: {args.plot}")
     return 0
@@ -261,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--people", type=int, default=1024)
     p.add_argument("--smplify-people", type=int, default=64)
     p.add_argument("--plot", default=None, help="figure path (default: artifacts/benchmark.png; '' for none)")
+    p.add_argument("--real-detector", type=int, default=0, metavar="PEOPLE",
+                   help="also score every model on this many held-out bodies rendered and read by the real "
+                        "YOLO-pose detector (adapt-benchmark's source score; 1024 gives its people; rendering "
+                        "and detecting takes ~0.25 s a body once, cached after). Default: off")
+    p.add_argument("--detector", help="YOLO-pose model for --real-detector; default: the shared model")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("latency", help="per-backend latency (batch 1/5/64) and speed-up vs optimisation")

@@ -67,3 +67,24 @@ def test_real_detector_reads_rendered_bodies_and_caches(tiny_config, tmp_path):
     detector.detect = no_detection
     _, cached = make_target_domain(config, 6, seed=4, detector=detector)
     assert torch.equal(cached["keypoints_px"], batch["keypoints_px"])
+
+
+@pytest.mark.skipif(not YOLO_ONNX.exists(), reason=f"real detector not present at {YOLO_ONNX}")
+def test_benchmark_also_scores_models_on_real_detections(tiny_checkpoint, tmp_path, capsys):
+    """`benchmark --real-detector N`: every model, unadapted, on the same rendered and detected
+    held-out bodies (what adapt-benchmark calls the source score)."""
+    from key2mesh_train.cli import main as train_cli
+
+    args = ["benchmark", "--config", "tiny.yaml", "--set", f"data.cache_dir={tmp_path}", "--set", "data.mocap=[]",
+            "--checkpoint", str(tiny_checkpoint), "--compare", f"again={tiny_checkpoint}", "--people", "16",
+            "--smplify-people", "2", "--plot", "", "--real-detector", "6", "--detector", str(YOLO_ONNX)]
+    assert train_cli(args) == 0
+    section = capsys.readouterr().out.split("real detector: ")[1]
+    found = int(section.split()[0])
+    assert 4 <= found <= 6
+    rows = [line.split() for line in section.splitlines() if line.startswith("Key2Mesh")]
+    assert [row[0] for row in rows] == ["Key2Mesh", "Key2Mesh,"] and len(rows) == 2
+    first, second = rows[0][1:5], rows[1][2:6]  # people, MPJPE, PA-MPJPE, PVE (absent: nan)
+    assert first == second and int(first[0]) == found  # the same file under two names: the same people, same scores
+    assert 0 < float(first[2]) < 1000 and 0 < float(first[1]) < 2000
+    assert len(list(tmp_path.glob("detector_domain_*.npz"))) == 1  # rendered and detected once, cached

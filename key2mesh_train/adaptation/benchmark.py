@@ -109,6 +109,17 @@ def evaluate_on(network: Key2MeshNet, body, batch) -> dict[str, float]:
     return score(joints, batch["joints3d"])
 
 
+def real_detector_scores(config: TrainConfig, checkpoints: dict[str, str | Path], people: int, detector,
+                         progress: bool = True) -> dict[str, dict[str, float]]:
+    """Each checkpoint as it is (no adaptation) on held-out bodies rendered and read by a real
+    ``detector``, as ``adapt-benchmark`` scores its source model: the same camera, and the same
+    people for the same ``people`` (seed 2, cached). A model can win on the synthetic benchmark
+    noise and lose here; choosing a model needs both."""
+    body, test = make_target_domain(config, people, 2, detector, progress)
+    return {name: {**evaluate_on(load_checkpoint(path)[0], body, test), "people": len(test["input"])}
+            for name, path in checkpoints.items()}
+
+
 def run_adaptation_benchmark(config: TrainConfig, checkpoint: str | Path, out: str | Path, adapt_people: int = 2048,
                              test_people: int = 1024, plot: str | Path | None = None, progress: bool = True,
                              domain: str = "auto", detector_path: str | None = None,
