@@ -51,16 +51,14 @@ def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def save_checkpoint(path: str | os.PathLike, network: Key2MeshNet, meta: dict[str, Any] | None = None,
-                    extra_state: dict[str, Any] | None = None, half: bool = False,
-                    precision: str | None = None) -> Path:
+                    extra_state: dict[str, Any] | None = None, precision: str = "fp32") -> Path:
     """Write atomically: a temporary file renamed over ``path``. A write that fails (a full
     disk) leaves the previous file intact and no temporary behind.
 
-    ``precision`` (``half`` is ``fp16``): how the weights are stored; they always load back as
+    ``precision``: how the weights are stored; they always load back as
     fp32. ``fp16`` halves the file; ``int8`` stores every Linear weight matrix as int8 with one
     fp32 scale per output row (the rest fp16), a quarter of fp32: what lets a wider shipped
     model stay under the repository's size limit."""
-    precision = precision or ("fp16" if half else "fp32")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     path = Path(path)

@@ -50,18 +50,15 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_pack_mocap(args) -> int:
-    from key2mesh.body_model import load_skinned_body
-    from key2mesh_train.mocap.dataset import find_motion_files, load_pose_bank
+    from key2mesh_train.mocap.dataset import find_motion_files
     from key2mesh_train.mocap.packed import write_packed_bank
-    from key2mesh_train.pretrain import data_digest, rest_joints
+    from key2mesh_train.pretrain import data_digest, load_bank
 
     config = _config(args)
     if not find_motion_files(config.data.mocap):
         print(f"error: no MoCap (.bvh, AMASS .npz) under {config.data.mocap}; set data.mocap", file=sys.stderr)
         return 2
-    body = load_skinned_body(config.data.body_model)
-    bank = load_pose_bank(config.data.mocap, config.data.cache_dir, rest_joints(body),
-                          config.data.procedural_sequences, config.data.frame_stride)
+    _, bank = load_bank(config)
     out = write_packed_bank(bank, args.out)
     print(f"packed {len(bank)} frames of {len(bank.names)} sequences (frame stride {config.data.frame_stride}, "
           f"data digest of all of them {data_digest(bank)}) into {out} ({out.stat().st_size / 1e6:.1f} MB); "

@@ -42,10 +42,16 @@ def rest_joints(body: SkinnedBody) -> np.ndarray:
 TrainingData = tuple[SkinnedBody, PoseBank, PoseBank]
 
 
-def prepare_data(config: TrainConfig, progress: bool = True) -> TrainingData:
+def load_bank(config: TrainConfig, progress: bool = True) -> tuple[SkinnedBody, PoseBank]:
+    """The body model and every MoCap frame ``config.data`` names, before the split."""
     body = load_skinned_body(config.data.body_model)
     bank = load_pose_bank(config.data.mocap, config.data.cache_dir, rest_joints(body),
                           config.data.procedural_sequences, config.data.frame_stride, progress)
+    return body, bank
+
+
+def prepare_data(config: TrainConfig, progress: bool = True) -> TrainingData:
+    body, bank = load_bank(config, progress)
     train, held_out = bank.split(config.data.held_out_fraction, config.data.held_out_subjects)
     log.info("pose bank: %d train frames (%d sequences), %d held-out frames (subjects %s)", len(train),
              len(set(train.sequence_ids)), len(held_out), sorted(held_out.subjects()))
