@@ -137,17 +137,18 @@ def visible_mask(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | torch.Ten
         return finite & (keypoints[..., 2] >= CONFIDENCE_THRESHOLD)
 
 
-def normalization_box(keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centre ``[..., 2]`` and longer side ``[...]`` of the box around visible joints."""
-    visible = visible_mask(keypoints)
-    xy = torch.where(visible[..., None], keypoints[..., :2], torch.zeros_like(keypoints[..., :2]))
-    big = torch.finfo(xy.dtype).max
-    lo = torch.where(visible[..., None], xy, torch.full_like(xy, big)).amin(-2)
-    hi = torch.where(visible[..., None], xy, torch.full_like(xy, -big)).amax(-2)
-    any_visible = visible.any(-1)
-    lo = torch.where(any_visible[..., None], lo, torch.zeros_like(lo))
-    hi = torch.where(any_visible[..., None], hi, torch.ones_like(hi))
-    return (lo + hi) / 2, (hi - lo).amax(-1).clamp_min(1e-6)
+def normalization_box(keypoints: np.ndarray | torch.Tensor) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
+    """Centre ``[..., 2]`` and longer side ``[...]`` of the box around visible joints (numpy
+    arrays or torch tensors, the same code for both)."""
+    lib = np if isinstance(keypoints, np.ndarray) else torch
+    visible = visible_mask(keypoints)[..., None]
+    xy = keypoints[..., :2]
+    big = float(lib.finfo(xy.dtype).max)
+    lo = lib.amin(lib.where(visible, xy, big), -2)
+    hi = lib.amax(lib.where(visible, xy, -big), -2)
+    any_visible = visible.any(-2)
+    lo, hi = lib.where(any_visible, lo, 0.0), lib.where(any_visible, hi, 1.0)
+    return (lo + hi) / 2, lib.clip(lib.amax(hi - lo, -1), 1e-6, None)
 
 
 def normalize_keypoints(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -156,15 +157,17 @@ def normalize_keypoints(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | to
     Official Key2Mesh recipe: take the box around joints with confidence >= 0.1, subtract its
     centre, divide by its longer side, add 0.5. Low-confidence joints are set to 0.5 and the
     third channel becomes a 0/1 visibility mask. NaN coordinates or scores count as missing,
-    so a detector glitch cannot poison the batch. Works on numpy arrays and torch tensors.
+    so a detector glitch cannot poison the batch. Works on numpy arrays (float32, in numpy: the
+    node's path, where torch's per-call overhead would cost more than the sums) and torch
+    tensors (training), with the same code.
     """
-    is_numpy = isinstance(keypoints, np.ndarray)
-    kp = torch.as_tensor(np.asarray(keypoints, np.float32)) if is_numpy else keypoints.float()
-    visible = visible_mask(kp)
+    is_numpy = isinstance(keypoints, (np.ndarray, list, tuple))
+    kp = np.asarray(keypoints, np.float32) if is_numpy else keypoints.float()
+    lib = np if is_numpy else torch
+    visible = visible_mask(kp)[..., None]
     centre, side = normalization_box(kp)
-    xy = torch.where(visible[..., None], kp[..., :2], torch.zeros_like(kp[..., :2]))
-    norm = (xy - centre[..., None, :]) / side[..., None, None] + 0.5
-    norm = torch.where(visible[..., None], norm, torch.full_like(norm, 0.5))
-    out = torch.cat([norm, visible[..., None].to(norm.dtype)], dim=-1)
-    return out.numpy() if is_numpy else out
+    norm = (lib.where(visible, kp[..., :2], 0.0) - centre[..., None, :]) / side[..., None, None] + 0.5
+    norm = lib.where(visible, norm, 0.5)
+    mask = visible.astype(np.float32) if is_numpy else visible.to(norm.dtype)
+    return lib.concatenate([norm, mask], -1)
 

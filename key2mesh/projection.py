@@ -94,12 +94,18 @@ def solve_translations(points: np.ndarray, pixels: np.ndarray, weights: np.ndarr
                         np.stack([zeros, np.full_like(dv, fy), -dv], -1)], axis=1)  # [P,2N,3]
     b = np.concatenate([du * p[..., 2] - fx * p[..., 0], dv * p[..., 2] - fy * p[..., 1]], axis=1)  # [P,2N]
     ww = np.concatenate([w, w], axis=1)[..., None]  # weights squared in the normal equations: w, not sqrt(w)^2
-    normal = np.einsum("pni,pnj->pij", a * ww, a)
-    rhs = np.einsum("pni,pn->pi", a * ww, b)
+    weighted = np.swapaxes(a * ww, 1, 2)  # [P,3,2N]
+    normal = weighted @ a
+    rhs = (weighted @ b[..., None])[..., 0]
     usable = (ok.sum(-1) >= 3) & np.isfinite(normal).all((1, 2)) & np.isfinite(rhs).all(-1)
     safe = np.where(usable[:, None, None], normal, np.eye(3))
-    usable &= np.abs(np.linalg.det(safe)) > 1e-12 * np.trace(safe, axis1=1, axis2=2) ** 3  # not singular
+    # 3x3 systems by the adjugate (Cramer's rule): for a few people, LAPACK's per-call setup
+    # costs more than the arithmetic.
+    adjugate = np.cross(safe[:, [1, 2, 0]], safe[:, [2, 0, 1]])  # rows: cofactors, [P,3,3]
+    det = np.einsum("pi,pi->p", safe[:, 0], adjugate[:, 0])
+    usable &= np.abs(det) > 1e-12 * np.trace(safe, axis1=1, axis2=2) ** 3  # not singular
     if usable.any():
-        out[usable] = np.linalg.solve(normal[usable], rhs[usable][..., None])[..., 0]
+        # normal is symmetric, so its adjugate is the transposed cofactor matrix = the cofactors
+        out[usable] = (adjugate[usable] @ rhs[usable][..., None])[..., 0] / det[usable, None]
     out[out[:, 2] <= 0.1] = np.nan  # behind (or at) the camera: no placement
     return out

@@ -44,7 +44,14 @@ def test_numpy_and_torch_agree_and_roundtrip():
     kp[..., 2] = 1
     a = normalize_keypoints(kp)
     b = normalize_keypoints(torch.from_numpy(kp)).numpy()
+    assert isinstance(a, np.ndarray) and a.dtype == np.float32
     np.testing.assert_allclose(a, b, atol=1e-6)
+    # Missing, NaN and all-missing people too: training (torch) and the node (numpy) must agree.
+    odd = kp.copy()
+    odd[0, 3, 2], odd[1, 5, 0], odd[2, :, 2] = 0.05, np.nan, 0.0
+    np.testing.assert_allclose(normalize_keypoints(odd), normalize_keypoints(torch.from_numpy(odd)).numpy(), atol=1e-6)
+    for x, y in zip(normalization_box(odd), normalization_box(torch.from_numpy(odd)), strict=True):
+        np.testing.assert_allclose(x, y.numpy(), atol=1e-4)
     centre, side = normalization_box(torch.from_numpy(kp))
     back = (a[..., :2] - 0.5) * side.numpy()[..., None, None] + centre.numpy()[..., None, :]
     np.testing.assert_allclose(back, kp[..., :2], atol=1e-3)

@@ -62,7 +62,7 @@ def test_tf_chain_reproduces_the_joints_and_rep155_axes(body):
 
 
 def test_tf_message_over_ros(ros, body):
-    from key2mesh_ros.tf_frames import chain_to_camera, tf_message
+    from key2mesh_ros.tf_frames import TfFrames, chain_to_camera
     from std_msgs.msg import Header
     from tf2_msgs.msg import TFMessage
 
@@ -72,7 +72,8 @@ def test_tf_message_over_ros(ros, body):
     publisher = ros.create_publisher(TFMessage, "/tf_test", 10)
     header = Header(frame_id="camera_color_optical_frame")
     header.stamp.sec = 42
-    message = tf_message(header, people)
+    ids, poses, joints = zip(*people, strict=True)
+    message = TfFrames().serialized(header, list(ids), np.stack(poses), np.stack(joints))  # bytes, as the node sends
     assert _spin_until(ros, lambda: (publisher.publish(message), bool(received))[1])
     transforms = received[0].transforms
     assert len(transforms) == 2 * 25 and all(t.header.stamp.sec == 42 for t in transforms)
@@ -144,7 +145,7 @@ def test_hri_topics_follow_tracks_without_leaking(ros, body):
     hri.publish(Header(), 640, 480, [3, 4], *two)
     sent = []
     for body_id in ("b3", "b4"):
-        for publisher in hri.bodies[body_id]["publishers"]:
+        for publisher in hri.bodies[body_id]:
             publisher.publish = lambda msg, topic=publisher.topic_name: sent.append(topic)
     hri.publish(Header(), 640, 480, [3, 4], *two)
     assert sorted(sent) == sorted(f"/hri_test/bodies/b3/{t}" for t in ("skeleton2d", "roi", "joint_states"))

@@ -6,7 +6,8 @@ the TF frames use the same id): ``skeleton2d`` (``hri_msgs/Skeleton2D``, normali
 coordinates), ``roi`` (``hri_msgs/NormalizedRegionOfInterest2D``) and ``joint_states``
 (``sensor_msgs/JointState``: each SMPL joint's rotation relative to its parent as intrinsic
 x, y, z angles, three revolute joints ``<joint>_rx``, ``_ry``, ``_rz`` per SMPL joint, so a
-chain of revolute joints reproduces the pose). A body's publishers are created when its track
+chain of revolute joints reproduces the pose). Each message goes out as serialised bytes
+(:mod:`key2mesh_ros.cdr`). A body's publishers are created when its track
 appears and destroyed when the tracker forgets it: nothing accumulates over a long run. A
 body topic without subscribers is not filled or published.
 """
@@ -17,6 +18,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from key2mesh.keypoints import SMPL_JOINT_NAMES, coco17_to_hri_skeleton18
+from key2mesh_ros.cdr import Layout, LayoutCache, stamp_index, write_stamp
 
 
 def body_id(track_id: int) -> str:
@@ -38,29 +40,47 @@ class HriBodies:
         self.qos = qos
         self.tracked_publisher = node.create_publisher(IdsList, f"{self.prefix}/tracked", qos)
         self.bodies: dict[str, tuple] = {}  # id -> (skeleton2d, roi, joint_states) publishers
+        self.layouts = LayoutCache(self._layouts, size=4)
 
-    def _body(self, body_id: str) -> dict:
-        """The body's publishers and its messages, made once and refilled every frame."""
-        from hri_msgs.msg import NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
+    def _publishers(self, body_id: str) -> tuple:
+        """The body's ``skeleton2d``, ``roi`` and ``joint_states`` publishers, made once."""
+        from hri_msgs.msg import NormalizedRegionOfInterest2D, Skeleton2D
         from sensor_msgs.msg import JointState
 
         if body_id not in self.bodies:
             base = f"{self.prefix}/{body_id}"
-            skeleton = Skeleton2D()
-            skeleton.skeleton = [NormalizedPointOfInterest2D() for _ in range(18)]
-            self.bodies[body_id] = {
-                "publishers": (self.node.create_publisher(Skeleton2D, f"{base}/skeleton2d", self.qos),
-                               self.node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", self.qos),
-                               self.node.create_publisher(JointState, f"{base}/joint_states", self.qos)),
-                "skeleton": skeleton, "roi": NormalizedRegionOfInterest2D(),
-                "joint_states": JointState(name=list(JOINT_STATE_NAMES)),
-            }
+            self.bodies[body_id] = (self.node.create_publisher(Skeleton2D, f"{base}/skeleton2d", self.qos),
+                                    self.node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", self.qos),
+                                    self.node.create_publisher(JointState, f"{base}/joint_states", self.qos))
         return self.bodies[body_id]
+
+    @staticmethod
+    def _layouts(frame_id: str) -> list[tuple[Layout, str, tuple[int, int]]]:
+        """One body's three messages as layouts (:mod:`key2mesh_ros.cdr`), the same for every
+        body, each with the type of its numbers and the bytes they fill (consecutive)."""
+        from hri_msgs.msg import NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
+        from sensor_msgs.msg import JointState
+
+        skeleton = Skeleton2D(skeleton=[NormalizedPointOfInterest2D() for _ in range(18)])
+        roi = NormalizedRegionOfInterest2D()
+        states = JointState(name=list(JOINT_STATE_NAMES), position=[0.0] * len(JOINT_STATE_NAMES))
+        layouts = []
+        for message, dtype, paths in (
+                (skeleton, "<f4", [[("skeleton", k, a) for a in "xyc"] for k in range(18)]),
+                (roi, "<f4", [("xmin",), ("ymin",), ("xmax",), ("ymax",), ("c",)]),
+                (states, "<f8", [("position",)])):
+            message.header.frame_id = frame_id
+            layout = Layout(message)
+            layout.fields["stamps"] = stamp_index(layout, [("header",)])
+            values = layout.index(paths, dtype) if message is not states else \
+                layout.runs(paths, len(JOINT_STATE_NAMES), dtype)
+            layouts.append((layout, dtype, layout.span(values, dtype)))
+        return layouts
 
     def forget(self, keep: set[str]) -> None:
         """Destroy the publishers of every body not in ``keep``."""
         for body_id in [b for b in self.bodies if b not in keep]:
-            for publisher in self.bodies.pop(body_id)["publishers"]:
+            for publisher in self.bodies.pop(body_id):
                 self.node.destroy_publisher(publisher)
 
     def publish(self, header, width: int, height: int, tracked: list[int], ids: list[int] = (),
@@ -81,27 +101,19 @@ class HriBodies:
         points[..., 2] = np.clip(points[..., 2], 0.0, 1.0)
         corners = np.clip(np.asarray(boxes, np.float32).reshape(-1, 2, 2) * scale, 0, 1)
         angles = Rotation.from_rotvec(np.asarray(poses, np.float64).reshape(-1, 3)).as_euler("XYZ").reshape(len(ids), -1)
-        for track_id, score, xyc, box, joint_angles_ in zip(ids, np.asarray(scores, np.float64).tolist(),
-                                                            points.tolist(), corners.tolist(), angles, strict=True):
-            body = self._body(body_id(track_id))  # publishers exist from the start, so they can be discovered
-            skeleton_pub, roi_pub, joints_pub = body["publishers"]
-            if skeleton_pub.get_subscription_count():  # a topic nobody reads is not filled
-                skeleton = body["skeleton"]
-                skeleton.header = header
-                for point, (x, y, c) in zip(skeleton.skeleton, xyc, strict=True):
-                    point.x, point.y, point.c = x, y, c
-                skeleton_pub.publish(skeleton)
-            if roi_pub.get_subscription_count():
-                roi = body["roi"]
-                roi.header = header
-                (roi.xmin, roi.ymin), (roi.xmax, roi.ymax) = box
-                roi.c = score
-                roi_pub.publish(roi)
-            if joints_pub.get_subscription_count():
-                states = body["joint_states"]
-                states.header = header
-                states.position = joint_angles_
-                joints_pub.publish(states)
+        count = len(ids)
+        values = (points.reshape(count, -1), np.concatenate([corners.reshape(count, 4), np.reshape(scores, (count, 1))], 1),
+                  angles)
+        parts = []  # per message: its stamped bytes before and after the numbers, and the numbers of every body
+        for (layout, dtype, (start, stop)), numbers in zip(self.layouts(header.frame_id), values, strict=True):
+            buffer = layout.buffer()
+            write_stamp(buffer, layout.fields["stamps"], header.stamp)
+            parts.append((bytes(buffer[:start]), bytes(buffer[stop:]), np.ascontiguousarray(numbers, dtype)))
+        for i, track_id in enumerate(ids):
+            publishers = self._publishers(body_id(track_id))  # made from the start, so they can be discovered
+            for publisher, (head, tail, numbers) in zip(publishers, parts, strict=True):
+                if publisher.get_subscription_count():  # a topic nobody reads is not filled
+                    publisher.publish(head + numbers[i].tobytes() + tail)
 
     def close(self) -> None:
         self.forget(set())

@@ -229,6 +229,7 @@ class Key2MeshNode(LifecycleNode):
             keep(self.pub_diagnostics)
             keep(self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics))
         self.skeleton_markers = messages.SkeletonMarkers()
+        self.human_meshes = messages.HumanMeshArrays()
         self.faces = self.backend.faces
         self.pub_info.publish(messages.body_model_info(Path(onnx_path).stem, self.faces, self.backend.num_vertices))
         self.last_mesh_marker = 0.0
@@ -382,7 +383,7 @@ class Key2MeshNode(LifecycleNode):
                            f"{self.params['max_people']} most confident (parameter max_people)")
                 detections = detections[: self.params["max_people"]]
         t2 = time.perf_counter()
-        humans = []
+        people = 0
         if not predicted and detections:
             boxes = np.stack([d.box for d in detections])
             scores = np.array([d.score for d in detections], np.float32)
@@ -400,32 +401,30 @@ class Key2MeshNode(LifecycleNode):
             graph = time.perf_counter() - graph
             t3 = time.perf_counter()
             positions, sources = self._positions(msg.header, rgb.shape, out, smoothed)
-            for i in range(len(track_ids)):
-                position = None if np.isnan(positions[i]).any() else positions[i]
-                vertices = out["vertices"][i] if self.params["publish_vertices"] else None
-                humans.append(messages.human_mesh(msg.header, track_ids[i], scores[i], boxes[i], smoothed[i],
-                                                  out["pose"][i], out["betas"][i], out["joints"][i], vertices,
-                                                  position, sources[i]))
+            vertices = out["vertices"] if self.params["publish_vertices"] else None
+            self.pub_humans.publish(self.human_meshes.serialized(
+                msg.header, track_ids, scores, boxes, smoothed, out["pose"], out["betas"], out["joints"], vertices,
+                positions, sources, (time.perf_counter() - received) * 1000))
+            people = len(track_ids)
             placed = np.flatnonzero(~np.isnan(positions).any(1))  # people with a camera-frame position
         else:
             self.tracker.prune(received)
             t3 = time.perf_counter()
+            self.pub_humans.publish(self.human_meshes.empty(msg.header, (time.perf_counter() - received) * 1000))
             placed = np.zeros(0, np.int64)
-        self.pub_humans.publish(messages.human_mesh_array(msg.header, humans, (time.perf_counter() - received) * 1000))
-        live = set(self.tracker.ids)  # what the per-track message caches may keep
-        self.skeleton_markers.forget(live)
         if len(placed):
             placed_ids = [track_ids[i] for i in placed]
             placed_joints = out["joints"][placed] + positions[placed][:, None]
         # Markers, TF and the per-body ROS4HRI topics are built only while someone subscribes
         # (RViz closed, no tf listener): what nobody reads costs nothing. /human_mesh always goes out.
         if self.params["publish_markers"] and len(placed) and self.pub_markers.get_subscription_count():
-            self.pub_markers.publish(self.skeleton_markers.message(msg.header, placed_joints, placed_ids))
-            self._maybe_mesh_markers(msg.header, humans)
-        if self.pub_tf is not None:
-            self.tf_frames.forget(live)
-            if len(placed) and self.pub_tf.get_subscription_count():
-                self.pub_tf.publish(self.tf_frames.message(msg.header, placed_ids, out["pose"][placed], placed_joints))
+            self.pub_markers.publish(self.skeleton_markers.serialized(msg.header, placed_joints, placed_ids))
+            if self._mesh_markers_due():
+                self.pub_markers.publish(MarkerArray(markers=[
+                    messages.mesh_marker(msg.header, out["vertices"][i] + positions[i], self.faces, track_ids[i])
+                    for i in placed]))
+        if self.pub_tf is not None and len(placed) and self.pub_tf.get_subscription_count():
+            self.pub_tf.publish(self.tf_frames.serialized(msg.header, placed_ids, out["pose"][placed], placed_joints))
         if self.hri is not None:
             if track_ids:
                 self.hri.publish(msg.header, rgb.shape[1], rgb.shape[0], self.tracker.ids, track_ids, smoothed, boxes,
@@ -438,7 +437,7 @@ class Key2MeshNode(LifecycleNode):
             self.timings[stage].append(value * 1000)
         self.counts["frames"] += 1
         self.counts["predicted_frames"] += int(predicted)
-        self.counts["people"] += len(humans)
+        self.counts["people"] += people
 
     def _positions(self, header, shape: tuple, out: dict, keypoints: np.ndarray) -> tuple[np.ndarray, list[int]]:
         """Camera-frame pelvis positions ``[P,3]`` (NaN: unknown) and where each came from
@@ -468,19 +467,14 @@ class Key2MeshNode(LifecycleNode):
         self.counts["size_positions"] += sources.count(HumanMesh.POSITION_BODY_SIZE)
         return positions, sources
 
-    def _maybe_mesh_markers(self, header, humans) -> None:
+    def _mesh_markers_due(self) -> bool:
+        """Full meshes as markers are heavy: only with ``mesh_marker``, at most ``mesh_marker_rate_hz``."""
         now = time.monotonic()
         rate = self.params["mesh_marker_rate_hz"]
         if not self.params["mesh_marker"] or self.faces is None or rate <= 0 or now - self.last_mesh_marker < 1 / rate:
-            return
+            return False
         self.last_mesh_marker = now
-        array = MarkerArray()
-        for human in humans:
-            if human.position_valid and len(human.vertices):
-                vertices = np.frombuffer(human.vertices, dtype=np.float32).reshape(-1, 3)
-                array.markers.append(messages.mesh_marker(header, vertices, self.faces, human.track_id))
-        if array.markers:
-            self.pub_markers.publish(array)
+        return True
 
     def stats(self) -> dict:
         def summary(values):

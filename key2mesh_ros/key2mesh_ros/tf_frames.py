@@ -15,12 +15,21 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from key2mesh.keypoints import SMPL_JOINT_NAMES, SMPL_PARENTS
+from key2mesh_ros.cdr import Layout, LayoutCache, slots, stamp_index, write_stamp
 from key2mesh_ros.hri_topics import body_id
 
 # Columns: the REP-155 body axes (forward, left, up) in SMPL's canonical body frame, where the
 # body faces +Z, its left is +X and up is +Y.
 SMPL_TO_REP155 = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
 _HIPS = [SMPL_JOINT_NAMES.index("left_hip"), SMPL_JOINT_NAMES.index("right_hip")]
+_SMPL_TO_REP155_QUAT = Rotation.from_matrix(SMPL_TO_REP155).as_quat()
+
+
+def _quat_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of quaternions ``[..., 4]`` (x, y, z, w): the rotation ``a`` after ``b``."""
+    (ax, ay, az, aw), (bx, by, bz, bw) = np.moveaxis(a, -1, 0), np.moveaxis(np.broadcast_to(b, a.shape), -1, 0)
+    return np.stack([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz], -1)
 
 
 def body_frame(track_id: int) -> str:
@@ -54,20 +63,27 @@ def people_transforms(poses: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray
     ``poses [P,72]``: SMPL axis-angle, root orientation in the camera frame; ``joints [P,24,3]``:
     camera-frame joint positions in metres.
     """
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 24, 3)
     joints = np.asarray(joints, dtype=np.float64).reshape(-1, 24, 3)
     count = len(joints)
     frames = global_rotations(poses) @ SMPL_TO_REP155  # [P,24,3,3] joint frames in camera axes
     origin = joints[:, _HIPS].mean(1)  # [P,3]
-    # Every frame with its parent's rotation and position: the body frame under the camera,
-    # the pelvis under the body frame, the other joints under their SMPL parents.
-    rot = np.concatenate([frames[:, :1], frames], 1)  # [P,25,3,3]: body frame = pelvis axes
+    # Each frame's position in its parent: the body frame under the camera, the pelvis under
+    # the body frame, the other joints under their SMPL parents.
     pos = np.concatenate([origin[:, None], joints], 1)  # [P,25,3]
     parent_rot = np.concatenate([np.broadcast_to(np.eye(3), (count, 1, 3, 3)), frames[:, :1],
                                  frames[:, np.maximum(_PARENTS[1:], 0)]], 1)
     parent_pos = np.concatenate([np.zeros((count, 1, 3)), origin[:, None], joints[:, _PARENTS[1:]]], 1)
-    translations = np.einsum("pkji,pkj->pki", parent_rot, pos - parent_pos)
-    relative = np.einsum("pkji,pkjl->pkil", parent_rot, rot)
-    quats = Rotation.from_matrix(relative.reshape(-1, 3, 3)).as_quat().reshape(count, 25, 4)
+    translations = (np.swapaxes(parent_rot, -1, -2) @ (pos - parent_pos)[..., None])[..., 0]
+    # Rotations: the body frame has the pelvis axes (so the pelvis is the identity under it);
+    # joint j in its parent is S^T L_j S for SMPL's local rotation L_j and S = SMPL_TO_REP155,
+    # the rotation by L_j's angle about its axis in REP-155 axes: no matrix goes back to a quaternion.
+    rotvecs = np.concatenate([poses[:, :1], poses[:, 1:] @ SMPL_TO_REP155], 1)  # root in camera axes, rest in REP-155
+    local = Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_quat().reshape(count, 24, 4)
+    quats = np.zeros((count, 25, 4))
+    quats[:, 0] = _quat_product(local[:, 0], _SMPL_TO_REP155_QUAT)  # body frame = L_0 S
+    quats[:, 1, 3] = 1.0
+    quats[:, 2:] = local[:, 1:]
     return translations, quats
 
 
@@ -82,56 +98,46 @@ def person_transforms(pose: np.ndarray, joints: np.ndarray) -> list[tuple[str, s
 
 
 class TfFrames:
-    """Builds each frame's ``tf2_msgs/TFMessage``, reusing each track's 25 ``TransformStamped``
-    (their frame names never change), so a frame costs setting numbers, not building objects."""
+    """Each frame's ``tf2_msgs/TFMessage`` as serialised bytes (:mod:`key2mesh_ros.cdr`): the
+    frame names and layout are made once per camera frame and set of people, so a frame costs
+    one numpy write of every person's 25 transforms, not 25 messages built and converted."""
 
     def __init__(self) -> None:
-        self.cache: dict[int, list] = {}
+        self.layouts = LayoutCache(self._layout)
 
-    def _transforms(self, track_id: int) -> list:
+    @staticmethod
+    def _layout(camera_frame: str, track_ids: tuple[int, ...]) -> Layout:
         from geometry_msgs.msg import TransformStamped
-
-        if track_id not in self.cache:
-            names = [body_frame(track_id)] + [joint_frame(j, track_id) for j in range(24)]
-            parents = [None, names[0]] + [names[1 + p] for p in SMPL_PARENTS[1:]]
-            self.cache[track_id] = [TransformStamped(child_frame_id=child) for child in names]
-            for t, parent in zip(self.cache[track_id], parents, strict=True):
-                if parent is not None:
-                    t.header.frame_id = parent
-        return self.cache[track_id]
-
-    def forget(self, keep: set[int]) -> None:
-        for track_id in [t for t in self.cache if t not in keep]:
-            del self.cache[track_id]
-
-    def message(self, header, track_ids: list[int], poses: np.ndarray, joints: np.ndarray):
-        """``TFMessage`` for people ``track_ids`` with ``poses [P,72]`` and camera-frame ``joints
-        [P,24,3]``, stamped like the image ``header`` and parented to its frame."""
         from tf2_msgs.msg import TFMessage
 
-        message = TFMessage()
-        if not track_ids:
-            return message
-        translations, quats = people_transforms(poses, joints)
-        values = np.concatenate([translations, quats], -1).tolist()  # plain floats: fast setters
-        for track_id, person in zip(track_ids, values, strict=True):
-            transforms = self._transforms(track_id)
-            transforms[0].header.frame_id = header.frame_id
-            for t, (x, y, z, qx, qy, qz, qw) in zip(transforms, person, strict=True):
-                t.header.stamp = header.stamp
-                translation, rotation = t.transform.translation, t.transform.rotation
-                translation.x, translation.y, translation.z = x, y, z
-                rotation.x, rotation.y, rotation.z, rotation.w = qx, qy, qz, qw
-            message.transforms.extend(transforms)
-        return message
+        transforms = []
+        for track_id in track_ids:
+            names = [body_frame(track_id)] + [joint_frame(j, track_id) for j in range(24)]
+            parents = [camera_frame, names[0]] + [names[1 + p] for p in SMPL_PARENTS[1:]]
+            for child, parent in zip(names, parents, strict=True):
+                t = TransformStamped(child_frame_id=child)
+                t.header.frame_id = parent
+                transforms.append(t)
+        layout = Layout(TFMessage(transforms=transforms))
+        paths = [("transforms", i) for i in range(len(transforms))]
+        layout.fields["stamps"] = stamp_index(layout, [p + ("header",) for p in paths])
+        layout.fields["values"] = layout.index([[p + ("transform", part, axis) for part, axis in _TRANSFORM_FIELDS]
+                                                for p in paths], "<f8")  # [P*25, 7]
+        return layout
+
+    def serialized(self, header, track_ids: list[int], poses: np.ndarray, joints: np.ndarray) -> bytes:
+        """``TFMessage`` bytes for people ``track_ids`` with ``poses [P,72]`` and camera-frame
+        ``joints [P,24,3]``, stamped like the image ``header`` and parented to its frame."""
+        layout = self.layouts(header.frame_id, tuple(int(t) for t in track_ids))
+        buffer = layout.buffer()
+        if track_ids:
+            translations, quats = people_transforms(poses, joints)
+            write_stamp(buffer, layout.fields["stamps"], header.stamp)
+            slots(buffer, "<f8")[layout.fields["values"]] = np.concatenate([translations, quats], -1).reshape(-1, 7)
+        return bytes(buffer)
 
 
-def tf_message(header, people: list[tuple[int, np.ndarray, np.ndarray]]):
-    """``tf2_msgs/TFMessage`` for ``(track id, pose [72], camera-frame joints [24,3])`` per person."""
-    if not people:
-        return TfFrames().message(header, [], np.zeros((0, 72)), np.zeros((0, 24, 3)))
-    ids, poses, joints = zip(*people, strict=True)
-    return TfFrames().message(header, list(ids), np.stack(poses), np.stack(joints))
+_TRANSFORM_FIELDS = [("translation", a) for a in "xyz"] + [("rotation", a) for a in "xyzw"]
 
 
 def chain_to_camera(transforms: dict[str, tuple[str, np.ndarray, np.ndarray]], frame: str) -> np.ndarray:

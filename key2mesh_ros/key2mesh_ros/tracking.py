@@ -46,6 +46,7 @@ class Track:
     filter: OneEuroFilter = field(default_factory=OneEuroFilter)
     score: float = 0.0
     keypoints: np.ndarray | None = None  # [17,3] last output (pixels)
+    seen: np.ndarray | None = None  # [17] which of them the detector saw
     velocity: np.ndarray | None = None  # [17,2] pixels per second, from the last two detections
     box_velocity: np.ndarray | None = None  # [4]
 
@@ -101,6 +102,7 @@ class Tracker:
                 ids[i] = j
                 iou[i, :], iou[:, j] = -1, -1
         out = keypoints.copy()
+        seen_now = visible_mask(keypoints)  # [N,17], once for everyone
         result = []
         for i, match in enumerate(ids):
             if match < 0:
@@ -111,18 +113,18 @@ class Tracker:
                 track = self.tracks[match]
                 dt = t - track.last_seen
                 if dt > 0 and track.keypoints is not None:  # motion model for frames without detection
-                    both = (visible_mask(keypoints[i]) & visible_mask(track.keypoints))[:, None]
+                    both = (seen_now[i] & track.seen)[:, None]
                     track.velocity = np.where(both, (keypoints[i, :, :2] - track.keypoints[:, :2]) / dt, 0.0)
                     track.box_velocity = (boxes[i] - track.box) / dt
                 track.box, track.last_seen = boxes[i], t
             if self.smoothing:
                 xy = keypoints[i, :, :2]
-                seen = visible_mask(keypoints[i])
+                seen = seen_now[i]
                 # Unseen joints hold their last value, so a reappearing joint does not swing in; a
                 # new track has none, so they keep the detector's own guess (never a fake 0, 0).
                 previous = track.filter.value if track.filter.value is not None else xy
                 out[i, :, :2] = track.filter(np.where(seen[:, None], xy, previous), t)
-            track.keypoints = keypoints[i].copy()
+            track.keypoints, track.seen = keypoints[i].copy(), seen_now[i]
             track.score = float(scores[i]) if scores is not None else track.score
             result.append(track.track_id)
         return result, out
