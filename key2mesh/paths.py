@@ -96,6 +96,11 @@ def exported_onnx() -> Path:
     return artifacts_dir() / "key2mesh.onnx"
 
 
+def detector_residuals() -> Path:
+    """A real detector's residuals on rendered training bodies (``key2mesh-train detector-residuals``)."""
+    return artifacts_dir() / "detector_residuals.npz"
+
+
 def mocap_cache() -> Path:
     """Retargeted MoCap and generated stand-in motion, reused between runs."""
     return artifacts_dir() / "cache"

@@ -6,17 +6,21 @@
   applies one fixed instance (``benchmark_noise`` in the config).
 - :data:`MODELLED_TARGET_BIAS`: the adaptation benchmark's synthetic target detector.
 - :class:`ReplayedResiduals`: a *measured* detector: residuals read off real unlabelled
-  detections (``adaptation/warm_start.py``), replayed on MoCap.
+  detections (``adaptation/warm_start.py``), or off rendered training bodies against their
+  true keypoints (``detector_residuals.py``, :func:`load_replayed_residuals`), replayed on MoCap.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
-from key2mesh.keypoints import COCO17_FACE_VERTEX_NAMES, normalization_box
+from key2mesh.keypoints import COCO17_FACE_VERTEX_NAMES, NUM_KEYPOINTS, normalization_box
 
 # In units of the person's box side. A fit that went wrong (a left/right swap, a person the
 # network misread) leaves residuals that are not the detector's noise: cap what one joint replays.
@@ -97,3 +101,20 @@ class ReplayedResiduals:
         _, side = normalization_box(torch.cat([points, conf[..., None]], dim=-1))
         points = points + self.residuals[index].to(points) * side[:, None, None]
         return points, torch.where(conf > 0, self.confidences[index].to(conf), torch.zeros_like(conf))
+
+
+def load_replayed_residuals(path: str | os.PathLike) -> ReplayedResiduals:
+    """The residuals written by ``key2mesh-train detector-residuals``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no measured detector residuals (write them with "
+                                "'key2mesh-train detector-residuals')")
+    with np.load(path) as data:
+        if "residuals" not in data.files or "confidences" not in data.files:
+            raise ValueError(f"{path}: not a detector residuals file (no residuals / confidences)")
+        residuals, confidences = data["residuals"], data["confidences"]
+    if residuals.ndim != 3 or residuals.shape[1:] != (NUM_KEYPOINTS, 2) or confidences.shape != residuals.shape[:2] \
+            or not len(residuals) or not np.isfinite(residuals).all():
+        raise ValueError(f"{path}: residuals must be finite [N,{NUM_KEYPOINTS},2] with confidences [N,{NUM_KEYPOINTS}], "
+                         f"N > 0; got {residuals.shape} and {confidences.shape}")
+    return ReplayedResiduals(torch.from_numpy(residuals.astype(np.float32)), torch.from_numpy(confidences.astype(np.float32)))

@@ -9,6 +9,7 @@ is written once, when the run completes, so an interrupted run never poses as a 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ from key2mesh.paths import trained_checkpoint
 from key2mesh.skinning import SkinnedBody
 from key2mesh_train.config import TrainConfig, config_to_dict
 from key2mesh_train.interruption import CleanStop, StopRequests, TrainingInterrupted
+from key2mesh_train.keypoint_noise import ReplayedResiduals, load_replayed_residuals
 from key2mesh_train.losses import pretrain_losses
 from key2mesh_train.mocap.dataset import PoseBank, load_pose_bank
 from key2mesh_train.synthetic import augment_poses, synthesize
@@ -117,6 +119,12 @@ def grow_from(network: Key2MeshNet, initial: Key2MeshNet) -> list[str]:
     return new_blocks
 
 
+def replay_step(step: int, share: float) -> bool:
+    """Whether ``step`` replays measured residuals: ``share`` of the steps, spread evenly and
+    fixed by the step number (a resumed run replays on the same steps; no device sync to decide)."""
+    return int((step + 1) * share) > int(step * share)
+
+
 def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Pre-train Key2Mesh on ``config.data.mocap`` and write ``config.pretrain.checkpoint``.
 
@@ -196,6 +204,13 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
             log.warning("resuming a %s run on %s: new random batches from here", state.get("generator_device", "cpu"),
                         synthesis.type)
     per_rank = cfg.batch_size // world
+    replay = None  # a measured detector's residuals, replayed on a share of the steps
+    if config.synthetic.replayed_residuals:
+        replay = load_replayed_residuals(config.synthetic.replayed_residuals)
+        replay = ReplayedResiduals(replay.residuals.to(synthesis), replay.confidences.to(synthesis))
+        log.info("replaying %d measured detections on %.0f %% of the steps", len(replay.residuals),
+                 100 * config.synthetic.replayed_residuals_share)
+    replay_camera = dataclasses.replace(config.synthetic, drop_prob=0.0)  # the detector's own misses instead
     bar = tqdm(range(start, cfg.steps), desc="pretrain", unit="step", disable=not (progress and rank == 0),
                initial=start, total=cfg.steps)
 
@@ -217,7 +232,10 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
             for step in bar:
                 rotmats, betas = sample_batch(train_bank, per_rank, gen)
                 rotmats, betas = augment_poses(rotmats, betas, config.synthetic, gen)
-                batch = synthesize(rotmats, betas, body, config.synthetic, gen)
+                if replay is not None and replay_step(step, config.synthetic.replayed_residuals_share):
+                    batch = synthesize(rotmats, betas, body, replay_camera, gen, noise=replay)
+                else:
+                    batch = synthesize(rotmats, betas, body, config.synthetic, gen)
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 pred = model(batch["input"])
                 terms = pretrain_losses(pred, batch, loss_body, config.losses)

@@ -54,13 +54,17 @@ class SyntheticConfig:
     detector_noise_prob: float = 0.7
     detector_noise: DetectorNoise = field(default_factory=lambda: DetectorNoise(
         sigma=0.015, hip_raise=0.04, hip_widen=0.2, ankle_drop=-0.04, low_conf_prob=0.1))
+    # A measured detector (``key2mesh-train detector-residuals``): that share of pre-training's
+    # steps replays its residuals, confidences and misses instead of the modelled noise above.
+    replayed_residuals: str = ""  # .npz path; "" = modelled noise only
+    replayed_residuals_share: float = 0.5
 
     def paper_recipe(self) -> SyntheticConfig:
         """The same cameras without this project's additions (robot mounts, people at the
         edge, detector biases, mirroring, drawn shapes): what benchmarks and target domains
         that predate them are defined on."""
         return dataclasses.replace(self, mirror_prob=0.0, betas_std=0.0, robot_camera_prob=0.0, edge_prob=0.0,
-                                   detector_noise_prob=0.0)
+                                   detector_noise_prob=0.0, replayed_residuals="")
 
 
 def sample_cameras(batch: int, cfg: SyntheticConfig, gen: torch.Generator):

@@ -21,12 +21,13 @@ from key2mesh.keypoints import NUM_KEYPOINTS
 from key2mesh.projection import project_pinhole
 from key2mesh.skinning import SkinnedBody
 from key2mesh_train.adaptation.render import BodyRenderer
+from key2mesh_train.atomic_npz import write_npz
 from key2mesh_train.mocap.dataset import PoseBank
 from key2mesh_train.pretrain import sample_batch
 from key2mesh_train.synthetic import SyntheticConfig, synthesize
 
 log = logging.getLogger(__name__)
-_FORMAT = 2  # bump when rendering or matching changes, so stale caches are not reused
+_FORMAT = 3  # bump when rendering or matching changes, so stale caches are not reused
 _CHUNK = 128  # bodies posed at once: full meshes are 13k+ vertices each
 
 
@@ -40,8 +41,9 @@ def detect_rendered_people(body: SkinnedBody, bank: PoseBank, camera: SyntheticC
     """Render ``people`` bodies from ``bank`` and detect them.
 
     Returns ``keypoints_px [N,17,3]`` (detector pixels and confidences), ``joints3d [N,24,3]``
-    (pelvis-relative truth) and ``body_index [N]`` for the ``N <= people`` bodies the detector
-    found, plus ``detected_fraction``. ``detector`` is a :class:`key2mesh.detector.PoseDetector`.
+    (pelvis-relative truth), ``keypoints_clean [N,17,2]`` (the body's own keypoints projected:
+    what a perfect detector would give) and ``body_index [N]`` for the ``N <= people`` bodies
+    the detector found, plus ``detected_fraction``. ``detector`` is a :class:`key2mesh.detector.PoseDetector`.
     Results are cached under ``cache_dir``: detection is the slow part (~0.2 s a body on a CPU).
     """
     fields = {"format": _FORMAT, "people": people, "seed": seed, "camera": asdict(camera),
@@ -57,9 +59,8 @@ def detect_rendered_people(body: SkinnedBody, bank: PoseBank, camera: SyntheticC
     else:
         out = _render_and_detect(body, bank, camera, people, seed, detector, progress)
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(cache, **out)
-    return {k: torch.from_numpy(out[k]) for k in ("keypoints_px", "joints3d", "body_index")} | \
+            write_npz(cache, compressed=True, **out)
+    return {k: torch.from_numpy(out[k]) for k in ("keypoints_px", "joints3d", "keypoints_clean", "body_index")} | \
         {"detected_fraction": float(out["detected_fraction"])}
 
 
@@ -71,6 +72,7 @@ def _render_and_detect(body: SkinnedBody, bank: PoseBank, camera: SyntheticConfi
     renderer = BodyRenderer(body.faces.numpy(), body.lbs_weights.numpy(), camera.image_width, camera.image_height)
     keypoints = np.zeros((people, NUM_KEYPOINTS, 3), np.float32)
     joints = np.zeros((people, len(body.parents), 3), np.float32)
+    clean = np.zeros((people, NUM_KEYPOINTS, 2), np.float32)
     found = np.zeros(people, bool)
     size = np.array([camera.image_width, camera.image_height])
     bar = tqdm(total=people, desc="render+detect", unit="body", disable=not progress)
@@ -80,6 +82,8 @@ def _render_and_detect(body: SkinnedBody, bank: PoseBank, camera: SyntheticConfi
         joints[start:stop] = batch["joints3d"].numpy()
         vertices = batch["vertices"] + batch["pelvis_cam"][:, None]
         pixels = project_pinhole(vertices, batch["focal"], batch["principal"]).numpy()
+        clean[start:stop] = project_pinhole(batch["keypoints3d"] + batch["pelvis_cam"][:, None], batch["focal"],
+                                            batch["principal"]).numpy()
         for i in range(stop - start):
             image = renderer.render(vertices[i].numpy(), pixels[i], rng)
             truth_box = np.concatenate([np.clip(pixels[i].min(0), 0, size), np.clip(pixels[i].max(0), 0, size)])
@@ -93,5 +97,6 @@ def _render_and_detect(body: SkinnedBody, bank: PoseBank, camera: SyntheticConfi
             bar.update(1)
     bar.close()
     log.info("detector found %d of %d rendered bodies", found.sum(), people)
-    return {"keypoints_px": keypoints[found], "joints3d": joints[found], "body_index": np.flatnonzero(found),
+    return {"keypoints_px": keypoints[found], "joints3d": joints[found], "keypoints_clean": clean[found],
+            "body_index": np.flatnonzero(found),
             "detected_fraction": np.float32(found.mean())}

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from key2mesh.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from key2mesh_train.atomic_npz import write_npz
 from key2mesh_train.mocap.dataset import PoseBank
 
 FORMAT_KEY = "key2mesh_pose_bank"
@@ -41,18 +42,10 @@ def write_packed_bank(bank: PoseBank, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".npz":
         raise ValueError(f"{path}: a packed pose bank is an .npz file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **{FORMAT_KEY: np.array(VERSION)},
+    return write_npz(path, **{FORMAT_KEY: np.array(VERSION)},
                      axis_angle=matrix_to_axis_angle(bank.rotmats).numpy().astype(np.float16),
                      betas=bank.betas.numpy().astype(np.float16), sequence_ids=bank.sequence_ids.astype(np.int32),
                      names=np.array(json.dumps(bank.names)))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def read_packed_bank(path: str | os.PathLike) -> PoseBank:
