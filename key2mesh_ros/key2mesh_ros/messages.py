@@ -23,7 +23,7 @@ class HumanMeshArrays:
     graph's arrays, and each mesh is copied once, straight into the bytes."""
 
     def __init__(self) -> None:
-        self.layouts = LayoutCache(self._layout)
+        self.layouts = LayoutCache(self._layout, size=8)  # each holds a working copy of a frame's meshes
 
     @staticmethod
     def _layout(frame_id: str, people: int, num_vertices: int) -> Layout:
