@@ -43,14 +43,29 @@ def joint_frame(joint: int, track_id: int) -> str:
 _PARENTS = np.array(SMPL_PARENTS)
 
 
+def _tree_levels() -> list[tuple[np.ndarray, np.ndarray]]:
+    """SMPL's joints below the root, grouped by depth: ``(joints, their parents)`` per level."""
+    depth = [0] * len(SMPL_PARENTS)
+    for j, parent in enumerate(SMPL_PARENTS):  # parents come before children
+        depth[j] = 0 if parent < 0 else depth[parent] + 1
+    levels = []
+    for level in range(1, max(depth) + 1):
+        joints = np.array([j for j, d in enumerate(depth) if d == level])
+        levels.append((joints, _PARENTS[joints]))
+    return levels
+
+
+_LEVELS = _tree_levels()
+
+
 def global_rotations(poses: np.ndarray) -> np.ndarray:
     """SMPL axis-angle poses ``[P,72]`` (root in the camera frame) -> each joint's global rotation
     ``[P,24,3,3]``: camera-frame axes of the joint's canonical body frame."""
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, 24, 3)
     local = Rotation.from_rotvec(poses.reshape(-1, 3)).as_matrix().reshape(-1, 24, 3, 3)
-    world = np.empty_like(local)
-    for j, parent in enumerate(SMPL_PARENTS):  # parents come before children
-        world[:, j] = local[:, j] if parent < 0 else world[:, parent] @ local[:, j]
+    world = local.copy()  # the root's is its local rotation
+    for joints, parents in _LEVELS:  # one product per depth in the tree, every joint of it at once
+        world[:, joints] = world[:, parents] @ local[:, joints]
     return world
 
 
