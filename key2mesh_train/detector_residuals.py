@@ -20,7 +20,7 @@ import torch
 from key2mesh.keypoints import COCO17_NAMES, normalization_box, visible_mask
 from key2mesh_train.atomic_npz import write_npz
 from key2mesh_train.config import TrainConfig
-from key2mesh_train.keypoint_noise import MAX_RESIDUAL
+from key2mesh_train.keypoint_noise import capped_residuals
 
 SEED = 3  # not the adaptation benchmark's seeds (1, 2): other people, other views
 
@@ -32,10 +32,7 @@ def residuals_from_detections(keypoints_px: torch.Tensor, clean: torch.Tensor) -
     of bodies whose projected keypoints are ``clean [N,17,2]``."""
     seen = visible_mask(keypoints_px)
     _, side = normalization_box(torch.cat([clean, torch.ones_like(clean[..., :1])], -1))
-    residual = (keypoints_px[..., :2] - clean) / side[:, None, None]
-    norm = residual.norm(dim=-1, keepdim=True)
-    residual = residual * (MAX_RESIDUAL / norm.clamp_min(MAX_RESIDUAL))
-    residual = torch.where(seen[..., None], residual, torch.zeros_like(residual))
+    residual = capped_residuals((keypoints_px[..., :2] - clean) / side[:, None, None], seen)
     return residual.float(), torch.where(seen, keypoints_px[..., 2], torch.zeros_like(keypoints_px[..., 2])).float()
 
 

@@ -88,6 +88,14 @@ MODELLED_TARGET_BIAS = DetectorNoise(sigma=0.015, hip_raise=0.05, hip_widen=0.3,
                                      face_shift=0.02, miss_prob=0.1, low_conf_prob=0.15)
 
 
+def capped_residuals(residual: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """Per-joint residuals ``[...,17,2]`` (box units) as they are replayed: each joint's length
+    capped at ``MAX_RESIDUAL``, 0 where the detector did not see the joint (``seen [...,17]``)."""
+    norm = residual.norm(dim=-1, keepdim=True)
+    residual = residual * (MAX_RESIDUAL / norm.clamp_min(MAX_RESIDUAL))
+    return torch.where(seen[..., None], residual, torch.zeros_like(residual))
+
+
 @dataclass
 class ReplayedResiduals:
     """A :class:`KeypointNoise` that gives each clean person the
@@ -103,8 +111,8 @@ class ReplayedResiduals:
         return points, torch.where(conf > 0, self.confidences[index].to(conf), torch.zeros_like(conf))
 
 
-def load_replayed_residuals(path: str | os.PathLike) -> ReplayedResiduals:
-    """The residuals written by ``key2mesh-train detector-residuals``."""
+def load_replayed_residuals(path: str | os.PathLike, device: torch.device | str = "cpu") -> ReplayedResiduals:
+    """The residuals written by ``key2mesh-train detector-residuals``, on ``device``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no measured detector residuals (write them with "
@@ -117,4 +125,5 @@ def load_replayed_residuals(path: str | os.PathLike) -> ReplayedResiduals:
             or not len(residuals) or not np.isfinite(residuals).all():
         raise ValueError(f"{path}: residuals must be finite [N,{NUM_KEYPOINTS},2] with confidences [N,{NUM_KEYPOINTS}], "
                          f"N > 0; got {residuals.shape} and {confidences.shape}")
-    return ReplayedResiduals(torch.from_numpy(residuals.astype(np.float32)), torch.from_numpy(confidences.astype(np.float32)))
+    return ReplayedResiduals(torch.from_numpy(residuals.astype(np.float32)).to(device),
+                             torch.from_numpy(confidences.astype(np.float32)).to(device))

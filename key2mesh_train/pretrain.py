@@ -27,7 +27,7 @@ from key2mesh.paths import trained_checkpoint
 from key2mesh.skinning import SkinnedBody
 from key2mesh_train.config import TrainConfig, config_to_dict
 from key2mesh_train.interruption import CleanStop, StopRequests, TrainingInterrupted
-from key2mesh_train.keypoint_noise import ReplayedResiduals, load_replayed_residuals
+from key2mesh_train.keypoint_noise import load_replayed_residuals
 from key2mesh_train.losses import pretrain_losses
 from key2mesh_train.mocap.dataset import PoseBank, load_pose_bank
 from key2mesh_train.synthetic import augment_poses, synthesize
@@ -206,8 +206,7 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
     per_rank = cfg.batch_size // world
     replay = None  # a measured detector's residuals, replayed on a share of the steps
     if config.synthetic.replayed_residuals:
-        replay = load_replayed_residuals(config.synthetic.replayed_residuals)
-        replay = ReplayedResiduals(replay.residuals.to(synthesis), replay.confidences.to(synthesis))
+        replay = load_replayed_residuals(config.synthetic.replayed_residuals, synthesis)
         log.info("replaying %d measured detections on %.0f %% of the steps", len(replay.residuals),
                  100 * config.synthetic.replayed_residuals_share)
     replay_camera = dataclasses.replace(config.synthetic, drop_prob=0.0)  # the detector's own misses instead

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from key2mesh.network import Key2MeshNet
 from key2mesh.skinning import SkinnedBody
 from key2mesh_train.config import TrainConfig
-from key2mesh_train.keypoint_noise import MAX_RESIDUAL, ReplayedResiduals
+from key2mesh_train.keypoint_noise import ReplayedResiduals, capped_residuals
 from key2mesh_train.losses import fitted_projection, pretrain_losses
 from key2mesh_train.mocap.dataset import PoseBank
 from key2mesh_train.pretrain import sample_batch
@@ -38,10 +38,7 @@ def detection_residuals(network: Key2MeshNet, body: SkinnedBody, inputs: torch.T
         x, w = inputs[start:start + chunk], weights[start:start + chunk]
         pred = network(x)
         keypoints = body(pred["betas"], pred["rotmats"], with_vertices=False, root_relative=True)["keypoints"]
-        residual = x[..., :2] - fitted_projection(keypoints, x[..., :2], w)
-        norm = residual.norm(dim=-1, keepdim=True)
-        residual = residual * (MAX_RESIDUAL / norm.clamp_min(MAX_RESIDUAL))
-        out.append(torch.where((w > 0)[..., None], residual, torch.zeros_like(residual)))
+        out.append(capped_residuals(x[..., :2] - fitted_projection(keypoints, x[..., :2], w), w > 0))
     return torch.cat(out)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from key2mesh_train.atomic_npz import write_npz
 
 TARGET_FPS = 30.0
 # AMASS (and our cache) store motion in a Z-up world; the body model is Y-up.
@@ -41,15 +41,6 @@ class MotionSequence:
     def save_npz(self, path) -> None:
         """Write in AMASS layout so cached and generated motion load like AMASS. Written to a
         temporary file and renamed, so an interrupted run never leaves a truncated cache entry."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            self._write(handle)
-        os.replace(tmp, path)
-
-    def _write(self, handle) -> None:
-        np.savez_compressed(
-            handle, poses=self.poses.reshape(len(self), -1).astype(np.float32),
-            trans=self.trans.astype(np.float32), betas=self.betas.astype(np.float32),
-            gender=np.array("neutral"), mocap_framerate=np.array(self.fps),
-        )
+        write_npz(path, compressed=True, poses=self.poses.reshape(len(self), -1).astype(np.float32),
+                  trans=self.trans.astype(np.float32), betas=self.betas.astype(np.float32),
+                  gender=np.array("neutral"), mocap_framerate=np.array(self.fps))
