@@ -90,19 +90,25 @@ class _Writer:
 
 def encode(msg) -> tuple[bytes, dict[Path, int]]:
     """``msg`` as CDR bytes (what ``rclpy.serialization.serialize_message`` writes, with padding
-    zeroed and without the unused room it leaves after an empty sequence) and the byte offset of each primitive field by path; a primitive sequence's path
-    gives its first element."""
+    zeroed and without the unused room it leaves after an empty sequence) and the byte offset
+    of each primitive field by path; a primitive sequence's path gives its first element."""
     writer = _Writer()
     writer.message(msg)
     return bytes(writer.out), writer.offsets
+
+
+def _grid(dtype: str) -> tuple[int, int]:
+    """Item size and the byte where a ``dtype`` view of a message starts: CDR aligns values to
+    their size from the end of the 4-byte header, so 8-byte values sit at 4 + 8k."""
+    size = np.dtype(dtype).itemsize
+    return size, len(_HEADER) % size
 
 
 def slots(buffer: bytearray, dtype: str) -> np.ndarray:
     """A writable view of ``buffer`` as ``dtype`` (``'<f8'``, ``'<f4'``, ``'<u4'``, ...) whose
     elements are CDR's aligned places for that type: element ``(offset - 4 % size) // size``
     is the value at byte ``offset``."""
-    size = np.dtype(dtype).itemsize
-    base = len(_HEADER) % size
+    size, base = _grid(dtype)
     return np.frombuffer(buffer, dtype=dtype, count=(len(buffer) - base) // size, offset=base)
 
 
@@ -120,8 +126,7 @@ class Layout:
         def offset(item):
             return self.offsets[item] if isinstance(item, tuple) else [offset(x) for x in item]
 
-        size = np.dtype(dtype).itemsize
-        base = len(_HEADER) % size
+        size, base = _grid(dtype)
         positions = np.asarray(offset(paths), dtype=np.int64)
         if ((positions - base) % size).any():
             raise ValueError(f"fields not aligned for {dtype}")
@@ -135,11 +140,11 @@ class Layout:
     def span(self, index: np.ndarray, dtype: str) -> tuple[int, int]:
         """The bytes ``[start, stop)`` that the positions ``index`` of a ``dtype`` view cover,
         which must be consecutive: a message is then its bytes before, the numbers, the bytes after."""
-        size = np.dtype(dtype).itemsize
+        size, base = _grid(dtype)
         flat = np.asarray(index).reshape(-1)
         if not len(flat) or (flat != flat[0] + np.arange(len(flat))).any():
             raise ValueError("fields are not consecutive")
-        start = len(_HEADER) % size + int(flat[0]) * size
+        start = base + int(flat[0]) * size
         return start, start + len(flat) * size
 
     def buffer(self) -> bytearray:

@@ -65,16 +65,15 @@ class HriBodies:
         roi = NormalizedRegionOfInterest2D()
         states = JointState(name=list(JOINT_STATE_NAMES), position=[0.0] * len(JOINT_STATE_NAMES))
         layouts = []
-        for message, dtype, paths in (
-                (skeleton, "<f4", [[("skeleton", k, a) for a in "xyc"] for k in range(18)]),
-                (roi, "<f4", [("xmin",), ("ymin",), ("xmax",), ("ymax",), ("c",)]),
-                (states, "<f8", [("position",)])):
+        # Each message's numbers: runs of `count` values from each path.
+        for message, dtype, paths, count in (
+                (skeleton, "<f4", [("skeleton", k, "x") for k in range(18)], 3),  # x, y, c
+                (roi, "<f4", [("xmin",)], 5),  # xmin, ymin, xmax, ymax, c
+                (states, "<f8", [("position",)], len(JOINT_STATE_NAMES))):
             message.header.frame_id = frame_id
             layout = Layout(message)
             layout.fields["stamps"] = stamp_index(layout, [("header",)])
-            values = layout.index(paths, dtype) if message is not states else \
-                layout.runs(paths, len(JOINT_STATE_NAMES), dtype)
-            layouts.append((layout, dtype, layout.span(values, dtype)))
+            layouts.append((layout, dtype, layout.span(layout.runs(paths, count, dtype), dtype)))
         return layouts
 
     def forget(self, keep: set[str]) -> None:

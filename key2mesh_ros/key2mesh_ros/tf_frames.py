@@ -58,11 +58,10 @@ def _tree_levels() -> list[tuple[np.ndarray, np.ndarray]]:
 _LEVELS = _tree_levels()
 
 
-def global_rotations(poses: np.ndarray) -> np.ndarray:
-    """SMPL axis-angle poses ``[P,72]`` (root in the camera frame) -> each joint's global rotation
-    ``[P,24,3,3]``: camera-frame axes of the joint's canonical body frame."""
-    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 24, 3)
-    local = Rotation.from_rotvec(poses.reshape(-1, 3)).as_matrix().reshape(-1, 24, 3, 3)
+def global_rotations(local: np.ndarray) -> np.ndarray:
+    """Each SMPL joint's rotation relative to its parent ``[P,24,3,3]`` (root in the camera
+    frame) -> its global rotation ``[P,24,3,3]``: camera-frame axes of the joint's canonical
+    body frame."""
     world = local.copy()  # the root's is its local rotation
     for joints, parents in _LEVELS:  # one product per depth in the tree, every joint of it at once
         world[:, joints] = world[:, parents] @ local[:, joints]
@@ -81,7 +80,8 @@ def people_transforms(poses: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, 24, 3)
     joints = np.asarray(joints, dtype=np.float64).reshape(-1, 24, 3)
     count = len(joints)
-    frames = global_rotations(poses) @ SMPL_TO_REP155  # [P,24,3,3] joint frames in camera axes
+    local = Rotation.from_rotvec(poses.reshape(-1, 3))  # one conversion for the matrices and the quaternions
+    frames = global_rotations(local.as_matrix().reshape(count, 24, 3, 3)) @ SMPL_TO_REP155  # [P,24,3,3] in camera axes
     origin = joints[:, _HIPS].mean(1)  # [P,3]
     # Each frame's position in its parent: the body frame under the camera, the pelvis under
     # the body frame, the other joints under their SMPL parents.
@@ -92,13 +92,14 @@ def people_transforms(poses: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray
     translations = (np.swapaxes(parent_rot, -1, -2) @ (pos - parent_pos)[..., None])[..., 0]
     # Rotations: the body frame has the pelvis axes (so the pelvis is the identity under it);
     # joint j in its parent is S^T L_j S for SMPL's local rotation L_j and S = SMPL_TO_REP155,
-    # the rotation by L_j's angle about its axis in REP-155 axes: no matrix goes back to a quaternion.
-    rotvecs = np.concatenate([poses[:, :1], poses[:, 1:] @ SMPL_TO_REP155], 1)  # root in camera axes, rest in REP-155
-    local = Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_quat().reshape(count, 24, 4)
+    # the rotation by L_j's angle about its axis in REP-155 axes (the quaternion's vector part
+    # turned by S^T): no matrix goes back to a quaternion.
+    local_quats = local.as_quat().reshape(count, 24, 4)
     quats = np.zeros((count, 25, 4))
-    quats[:, 0] = _quat_product(local[:, 0], _SMPL_TO_REP155_QUAT)  # body frame = L_0 S
+    quats[:, 0] = _quat_product(local_quats[:, 0], _SMPL_TO_REP155_QUAT)  # body frame = L_0 S
     quats[:, 1, 3] = 1.0
-    quats[:, 2:] = local[:, 1:]
+    quats[:, 2:, :3] = local_quats[:, 1:, :3] @ SMPL_TO_REP155
+    quats[:, 2:, 3] = local_quats[:, 1:, 3]
     return translations, quats
 
 
