@@ -69,6 +69,13 @@ class AdaptConfig:
     # Beyond the paper: supervised steps on MoCap carrying the target's own detection noise
     # (key2mesh_train/adaptation/warm_start.py) before the adversarial stage; 0 runs the recipe alone.
     warm_start_steps: int = 300
+    # Label-free choice of what is written: the source, the warm start and every adversarial
+    # epoch are scored on MoCap carrying the target's own residuals (validation_people of them),
+    # and the best one is kept; false keeps the last epoch. Why: without 3D labels the
+    # adversarial stage cannot tell that it is making the model worse, and on our measured
+    # target it did (docs/ADAPTATION.md).
+    keep_best: bool = True
+    validation_people: int = 1024
     seed: int = 0
     checkpoint: str = field(default_factory=lambda: str(paths.adapted_checkpoint()))
 

@@ -63,7 +63,7 @@ def _target_people(config, people=96):
 
 def test_adaptation_trains_encoder_only_and_resumes(tiny_config, tiny_checkpoint, tmp_path):
     config = load_config("tiny.yaml", [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]",
-                                       "adapt.epochs=2", "adapt.steps_per_epoch=3"])
+                                       "adapt.epochs=2", "adapt.steps_per_epoch=3", "adapt.keep_best=false"])
     target_px = _target_people(config)
     calls = []
 
@@ -87,6 +87,7 @@ def test_adaptation_trains_encoder_only_and_resumes(tiny_config, tiny_checkpoint
     assert [(h["stage"], h["epoch"]) for h in history] == \
         [("source", 0), ("warm start", 0), ("adversarial", 1), ("adversarial", 2)]
     assert all(0.0 <= h["domain_accuracy"] <= 1.0 for h in history[2:])
+    assert result["selected"] == "2"  # keep_best off: the last epoch is written
     assert not out.with_suffix(".partial.pt").exists()
     source, _ = load_checkpoint(tiny_checkpoint)
     adapted, payload = load_checkpoint(out)
@@ -107,7 +108,7 @@ def test_adaptation_fits_the_target_detections(tiny_config, tiny_checkpoint, tmp
     config = load_config("tiny.yaml", [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]",
                                        "adapt.epochs=2", "adapt.steps_per_epoch=60", "adapt.batch_size=64",
                                        "adapt.critic_steps=1", "adapt.w_domain=0", "adapt.w_feature=0",
-                                       "adapt.w_source=0", "adapt.warm_start_steps=0"])
+                                       "adapt.w_source=0", "adapt.warm_start_steps=0", "adapt.keep_best=false"])
     target_px = _target_people(config, 1024)
     inputs, weights = target_tensors(target_px)
     body = load_skinned_body()
@@ -122,7 +123,59 @@ def test_adaptation_fits_the_target_detections(tiny_config, tiny_checkpoint, tmp
     result = adapt(config, tiny_checkpoint, target_px, tmp_path / "a.pt", progress=False)
     after = fit(load_checkpoint(tmp_path / "a.pt")[0])
     assert after < 0.9 * before, f"reprojection fit {before:.4f} -> {after:.4f}"
-    assert MODELLED_TARGET_BIAS.hip_widen > 0 and len(result["history"]) == 2
+    assert MODELLED_TARGET_BIAS.hip_widen > 0 and [h["stage"] for h in result["history"]] == \
+        ["source", "adversarial", "adversarial"]
+
+
+def test_adaptation_keeps_the_stage_with_the_lowest_label_free_validation_error(tiny_config, tiny_checkpoint, tmp_path):
+    """An adversarial stage that wrecks the encoder (a large step, the critic alone) must not be
+    what is written: every stage is scored on MoCap carrying the target's own residuals and the
+    lowest is kept, also across an interruption. With keep_best off the last epoch is written."""
+    from key2mesh_train.adaptation.adapt import evaluate_on, validation_set
+    from key2mesh_train.adaptation.warm_start import detection_residuals
+    from key2mesh_train.keypoint_noise import ReplayedResiduals
+    from key2mesh_train.pretrain import prepare_data
+
+    overrides = [f"data.cache_dir={tiny_config.data.cache_dir}", "data.mocap=[]", "adapt.epochs=2",
+                 "adapt.steps_per_epoch=4", "adapt.lr=0.05", "adapt.w_domain=100", "adapt.w_feature=0",
+                 "adapt.w_source=0", "adapt.w_reprojection=0", "adapt.critic_steps=1", "adapt.warm_start_steps=20",
+                 "adapt.validation_people=256"]
+    config = load_config("tiny.yaml", overrides)
+    target_px = _target_people(config)
+    # The same validation people adapt draws: the source's residuals on the target, seed adapt.seed + 1.
+    body, bank, _ = prepare_data(config, progress=False)
+    source, _ = load_checkpoint(tiny_checkpoint)
+    inputs, weights = target_tensors(target_px)
+    validation = validation_set(bank, body, ReplayedResiduals(detection_residuals(source, body, inputs, weights),
+                                                              weights), config)
+
+    def validation_error(path):
+        return evaluate_on(load_checkpoint(path)[0], body, validation)["PA-MPJPE"]
+
+    calls = []
+
+    def interrupting_monitor(net):  # dies in the second epoch, after the first one was saved
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return {}
+
+    out = tmp_path / "kept.pt"
+    with pytest.raises(KeyboardInterrupt):
+        adapt(config, tiny_checkpoint, target_px, out, progress=False, monitor=interrupting_monitor)
+    result = adapt(config, tiny_checkpoint, target_px, out, resume=True, progress=False)
+    errors = {h["stage"] if h["stage"] != "adversarial" else str(h["epoch"]): h["validation_PA-MPJPE"]
+              for h in result["history"]}
+    assert list(errors) == ["source", "warm start", "1", "2"]
+    assert errors["2"] > 1.2 * min(errors["source"], errors["warm start"]), errors  # the stage did wreck it
+    assert result["selected"] == min(errors, key=errors.get) != "2"
+    assert validation_error(out) == pytest.approx(errors[result["selected"]], abs=1e-3)
+    assert load_checkpoint(out)[1]["meta"]["selected"] == result["selected"]
+
+    last = adapt(load_config("tiny.yaml", overrides + ["adapt.keep_best=false"]), tiny_checkpoint, target_px,
+                 tmp_path / "last.pt", progress=False)
+    assert last["selected"] == "2"
+    assert validation_error(tmp_path / "last.pt") == pytest.approx(last["history"][-1]["validation_PA-MPJPE"], abs=1e-3)
 
 
 def test_adapt_cli_input_errors(tiny_checkpoint, tmp_path, capsys):
@@ -175,8 +228,11 @@ def test_adapt_benchmark_cli_reports_before_after_and_labelled_reference(tiny_co
     assert code == 0 and plot.stat().st_size > 0
     assert "target domain: synthetic (64 unlabelled people, 48 test people), camera tilted down 30 deg" in out
     assert "relative drop" in out and "with the withheld 3D labels instead" in out
-    rows = [line.rsplit(maxsplit=3)[0].strip() for line in out.splitlines()[1:5]]
-    assert rows == ["source", "warm start", "1", "2"]  # one row per stage and epoch
+    table = out.splitlines()[1:5]
+    assert [line[:10].strip() for line in table] == ["source", "warm start", "1", "2"]  # one row per stage and epoch
+    validation = [float(line.split()[-3 if "kept" in line else -1]) for line in table]
+    kept = [i for i, line in enumerate(table) if line.endswith("<- kept")]
+    assert len(kept) == 1 and validation[kept[0]] == min(validation), out  # the lowest label-free validation error
     assert main(["adapt-benchmark", "--checkpoint", str(tiny_checkpoint), "--domain", "detector",
                  "--detector", str(tmp_path / "missing.onnx")]) == 2
     assert "detector model not found" in capsys.readouterr().err

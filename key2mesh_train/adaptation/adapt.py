@@ -8,12 +8,15 @@ source inputs its features stay those of the source extractor, and (d) MoCap sup
 keeps flowing. No 3D label of the target domain is used.
 
 Beyond the paper, a warm start comes first (``adapt.warm_start_steps``): MoCap carrying the
-target detector's own noise, read off the unlabelled detections (``target_noise.py``).
+target detector's own noise, read off the unlabelled detections (``warm_start.py``). And what is
+written is chosen without labels (``adapt.keep_best``): the source, the warm start and every
+adversarial epoch are scored on MoCap seen through that same noise, and the best is kept.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +31,7 @@ from key2mesh.network import Key2MeshNet
 from key2mesh_train.adaptation.critic import Critic, domain_accuracy, gradient_penalty
 from key2mesh_train.adaptation.warm_start import detection_residuals, warm_start
 from key2mesh_train.config import TrainConfig, config_to_dict
+from key2mesh_train.evaluation.evaluate import score
 from key2mesh_train.interruption import CleanStop, StopRequests, TrainingInterrupted
 from key2mesh_train.keypoint_noise import ReplayedResiduals
 from key2mesh_train.losses import pretrain_losses, reprojection_loss
@@ -44,6 +48,25 @@ def target_tensors(keypoints_px: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     inputs = torch.from_numpy(normalize_keypoints(kp))
     weights = np.where(visible_mask(kp), np.clip(np.nan_to_num(kp[..., 2]), 0, 1), 0.0).astype(np.float32)
     return inputs, torch.from_numpy(weights)
+
+
+def evaluate_on(network: Key2MeshNet, body, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """MPJPE and PA-MPJPE (mm) of ``network`` on ``batch`` (``input [N,17,3]``, ``joints3d [N,24,3]``)."""
+    network.eval()
+    with torch.no_grad():
+        pred = network(batch["input"])
+        joints = body(pred["betas"], pred["rotmats"], with_vertices=False, root_relative=True)["joints"]
+    return score(joints, batch["joints3d"])
+
+
+def validation_set(bank, body, noise: ReplayedResiduals, config: TrainConfig) -> dict[str, torch.Tensor]:
+    """``config.adapt.validation_people`` MoCap people seen through the target's replayed
+    residuals ``noise`` (``input``, ``joints3d``): labelled, yet shaped like the target domain,
+    so stages can be compared without a 3D label of the target. Fixed by ``adapt.seed``."""
+    gen = torch.Generator().manual_seed(config.adapt.seed + 1)
+    rot, betas = sample_batch(bank, config.adapt.validation_people, gen)
+    batch = synthesize(rot, betas, body, dataclasses.replace(config.synthetic, drop_prob=0.0), gen, noise=noise)
+    return {"input": batch["input"], "joints3d": batch["joints3d"]}
 
 
 def trainable_target_copy(source: Key2MeshNet) -> Key2MeshNet:
@@ -64,7 +87,10 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
     target's replayed residuals, then the adversarial stage (critic on encoder features
     ``[B,hidden]``, reprojection ``[B,17,2]``, feature and source terms). ``data`` is
     :func:`prepare_data`'s result when the caller already has it; ``command`` is what an
-    interrupted run tells the user to resume with. Returns ``{"checkpoint", "history"}``.
+    interrupted run tells the user to resume with. Every stage is scored on
+    :func:`validation_set` (``validation_PA-MPJPE`` in its history record); with
+    ``adapt.keep_best`` the lowest is written, else the last epoch. Returns ``{"checkpoint",
+    "history", "selected"}`` (``source``, ``warm start`` or the epoch's number).
     """
     cfg = config.adapt
     if len(target_keypoints) < 2:
@@ -85,6 +111,8 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
     partial = partial_path(out)
     total = cfg.epochs * cfg.steps_per_epoch
     start, history, sums, warm_done = 0, [], {}, False
+    validation: dict[str, torch.Tensor] | None = None  # fixed at the start, kept for a resumed run
+    best: dict | None = None  # the lowest validation error so far: its value, stage and weights
     if partial.exists() and not resume:
         log.warning("an unfinished adaptation exists at %s; starting over (use --resume to continue it)", partial)
     if resume and partial.exists():
@@ -99,6 +127,7 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
         torch.set_rng_state(state["torch_rng"])
         start, warm_done = run_progress(payload)[0], bool(state["warm_done"])
         history, sums = list(state["history"]), dict(state["sums"])
+        validation, best = state["validation"], state["best"]
         log.info("resuming adaptation at step %d of %d from %s", start, total, partial)
 
     def save_partial(done: int) -> None:
@@ -107,7 +136,16 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
         save_checkpoint(partial, target, meta=meta, extra_state={
             "source": source.state_dict(), "critic": critic.state_dict(), "opt_encoder": opt_encoder.state_dict(),
             "opt_critic": opt_critic.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "history": history, "sums": sums, "warm_done": warm_done})
+            "history": history, "sums": sums, "warm_done": warm_done, "validation": validation, "best": best})
+
+    def validated(label: str) -> float:
+        """The target network's validation error; remembered (weights too) when the lowest yet."""
+        nonlocal best
+        value = evaluate_on(target, body, validation)["PA-MPJPE"]
+        if best is None or value < best["value"]:
+            best = {"value": value, "stage": label,
+                    "state": {k: v.detach().clone() for k, v in target.state_dict().items()}}
+        return value
 
     def draw_batches() -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         rot, betas = sample_batch(bank, cfg.batch_size, gen)
@@ -157,7 +195,7 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
             probe_t = target.features(inputs_t[torch.randint(0, len(inputs_t), (512,), generator=gen)])
             accuracy = domain_accuracy(critic(probe_s), critic(probe_t))
         record = {"epoch": epoch + 1, "stage": "adversarial", "domain_accuracy": accuracy,
-                  **{f"loss_{k}": v for k, v in sums.items()}}
+                  "validation_PA-MPJPE": validated(str(epoch + 1)), **{f"loss_{k}": v for k, v in sums.items()}}
         if monitor is not None:
             record.update(monitor(target))
         return record
@@ -168,16 +206,17 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
     try:
         with StopRequests() as stop:
             if not warm_done:
-                if monitor is not None:
-                    history.append({"epoch": 0, "stage": "source", **monitor(target)})
+                noise = ReplayedResiduals(detection_residuals(source, body, inputs_t, weights_t), weights_t)
+                validation = validation_set(bank, body, noise, config)
+                history.append({"epoch": 0, "stage": "source", "validation_PA-MPJPE": validated("source"),
+                                **(monitor(target) if monitor is not None else {})})
                 if cfg.warm_start_steps > 0:
-                    noise = ReplayedResiduals(detection_residuals(source, body, inputs_t, weights_t), weights_t)
                     warm_start(target, body, bank, noise, config, gen, progress)
                     # The warmed network is the adversarial stage's reference: its features on MoCap
                     # are what the critic and the feature loss hold the target extractor to.
                     source = copy.deepcopy(target).requires_grad_(False)
-                    if monitor is not None:
-                        history.append({"epoch": 0, "stage": "warm start", **monitor(target)})
+                    history.append({"epoch": 0, "stage": "warm start", "validation_PA-MPJPE": validated("warm start"),
+                                    **(monitor(target) if monitor is not None else {})})
                 warm_done = True
             while done < total:
                 if stop.requested:
@@ -205,11 +244,18 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
             raise
         raise TrainingInterrupted(partial, saved, command) from err
     bar.close()
+    last = history[-1]
+    selected = last["stage"] if last["stage"] != "adversarial" else str(last["epoch"])
+    if cfg.keep_best and best["stage"] != selected:
+        log.info("keeping %s: label-free validation PA-MPJPE %.1f mm, against %.1f mm after %s", best["stage"],
+                 best["value"], last["validation_PA-MPJPE"], selected)
+        target.load_state_dict(best["state"])
+        selected = best["stage"]
     save_checkpoint(out, target, meta={"stage": "adapt", "step": total, "steps_planned": total, "finished": True,
-                                       "source": str(source_checkpoint), "history": history,
+                                       "source": str(source_checkpoint), "history": history, "selected": selected,
                                        "target_people": int(len(target_keypoints)), "config": config_to_dict(config)})
     partial.unlink(missing_ok=True)
-    return {"checkpoint": str(out), "history": history}
+    return {"checkpoint": str(out), "history": history, "selected": selected}
 
 
 def adapt_to_recording(config: TrainConfig, checkpoint: str | Path, bag: str | None = None,
@@ -241,5 +287,5 @@ def adapt_to_recording(config: TrainConfig, checkpoint: str | Path, bag: str | N
 
         result["onnx"] = str(export_onnx(out, onnx_out))
     result["target_people"] = int(len(target_px))
-    result["final_domain_accuracy"] = result["history"][-1]["domain_accuracy"]
+    result["final_domain_accuracy"] = result["history"][-1].get("domain_accuracy")  # None without adversarial epochs
     return result

@@ -21,9 +21,8 @@ from key2mesh.checkpoint import load_checkpoint
 from key2mesh.keypoints import SMPL_JOINT_WEIGHTS, normalize_keypoints
 from key2mesh.network import Key2MeshNet
 from key2mesh.skinning import SkinnedBody
-from key2mesh_train.adaptation.adapt import adapt, trainable_target_copy
+from key2mesh_train.adaptation.adapt import adapt, evaluate_on, trainable_target_copy
 from key2mesh_train.config import TrainConfig
-from key2mesh_train.evaluation.evaluate import score
 from key2mesh_train.keypoint_noise import MODELLED_TARGET_BIAS
 from key2mesh_train.losses import weighted_l1
 from key2mesh_train.pretrain import TrainingData, prepare_data, sample_batch
@@ -101,14 +100,6 @@ def labelled_reference(config: TrainConfig, checkpoint: str | Path, body: Skinne
     return network
 
 
-def evaluate_on(network: Key2MeshNet, body, batch) -> dict[str, float]:
-    network.eval()
-    with torch.no_grad():
-        pred = network(batch["input"])
-        joints = body(pred["betas"], pred["rotmats"], with_vertices=False, root_relative=True)["joints"]
-    return score(joints, batch["joints3d"])
-
-
 def real_detector_scores(config: TrainConfig, checkpoints: dict[str, str | Path], people: int, detector,
                          progress: bool = True) -> dict[str, dict[str, float]]:
     """Each checkpoint as it is (no adaptation) on held-out bodies rendered and read by a real
@@ -142,7 +133,7 @@ def run_adaptation_benchmark(config: TrainConfig, checkpoint: str | Path, out: s
     summary = {"domain": "detector" if detector is not None else "synthetic", "camera_tilt_deg": camera_tilt_deg,
                "adapt_people": len(unlabelled["input"]),
                "test_people": len(test["input"]), "before": before, "after": after, "labelled_reference": reference,
-               "relative_pa_mpjpe_drop": drop, "history": result["history"]}
+               "relative_pa_mpjpe_drop": drop, "history": result["history"], "selected": result["selected"]}
     if plot:
         save_plot(result["history"], plot, reference["PA-MPJPE"])
     return summary
@@ -162,6 +153,8 @@ def save_plot(history: list[dict], path: str | Path, reference_pa_mpjpe: float |
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
     ax[0].plot(steps, [h["PA-MPJPE"] for h in history], "o-", label="PA-MPJPE")
     ax[0].plot(steps, [h["MPJPE"] for h in history], "s-", label="MPJPE")
+    ax[0].plot(steps, [h["validation_PA-MPJPE"] for h in history], "^--", color="C2",
+               label="label-free validation PA-MPJPE (what is kept)")
     if reference_pa_mpjpe is not None:
         ax[0].axhline(reference_pa_mpjpe, color="C0", ls=":", label="PA-MPJPE with 3D labels (reference)")
     ax[0].set_xticks(steps, labels)
@@ -189,13 +182,17 @@ def stage_label(record: dict) -> str:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"{'stage':>10} {'MPJPE':>8} {'PA-MPJPE':>9} {'critic acc':>11}"]
+    lines = [f"{'stage':>10} {'MPJPE':>8} {'PA-MPJPE':>9} {'critic acc':>11} {'validation':>11}"]
     for h in summary["history"]:
         acc = f"{h['domain_accuracy']:.3f}" if "domain_accuracy" in h else "-"
-        lines.append(f"{stage_label(h):>10} {h['MPJPE']:>8.1f} {h['PA-MPJPE']:>9.1f} {acc:>11}")
+        kept = " <- kept" if stage_label(h) == summary["selected"] else ""
+        lines.append(f"{stage_label(h):>10} {h['MPJPE']:>8.1f} {h['PA-MPJPE']:>9.1f} {acc:>11} "
+                     f"{h['validation_PA-MPJPE']:>11.1f}{kept}")
     before, after, reference = summary["before"], summary["after"], summary["labelled_reference"]
     tilt = summary["camera_tilt_deg"]
     view = f", camera tilted {'down' if tilt > 0 else 'up'} {abs(tilt):g} deg" if tilt else ""
+    lines.append("validation: PA-MPJPE on MoCap carrying the target's own residuals, no target label; the lowest "
+                 "is kept (adapt.keep_best)")
     lines.append(f"target domain: {summary['domain']} ({summary['adapt_people']} unlabelled people, "
                  f"{summary['test_people']} test people){view}")
     lines.append(f"PA-MPJPE {before['PA-MPJPE']:.1f} -> {after['PA-MPJPE']:.1f} mm "
