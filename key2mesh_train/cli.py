@@ -315,7 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("adapt", help="adapt to a target camera from unlabelled 2D detections (ROS 2 bag, images or keypoints)",
                        description="Adapt a pre-trained model to a camera from its unlabelled 2D detections: a warm "
                                    "start on MoCap carrying those detections' own noise (adapt.warm_start_steps; 0 "
-                                   "skips it), then the paper's adversarial recipe (adapt.epochs). No 3D labels.")
+                                   "skips it), then the paper's adversarial recipe (adapt.epochs). No 3D labels. "
+                                   "What is written is the stage (source, warm start or an epoch) with the lowest "
+                                   "error on MoCap seen through the target's own residuals (adapt.keep_best; false "
+                                   "keeps the last epoch).")
     _add_config(p)
     p.add_argument("--checkpoint", default=None, help="pre-trained source " + MODEL_HELP)
     src = p.add_mutually_exclusive_group(required=True)

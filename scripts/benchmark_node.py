@@ -38,6 +38,10 @@ def main() -> int:
                         help="subscribe to /human_mesh alone (default: to every output, TF, markers and each "
                              "body's ROS4HRI topics too, as a robot using all of them would; the node skips "
                              "outputs nobody subscribes to)")
+    parser.add_argument("--raw-consumers", action="store_true",
+                        help="subscribers take each message as its serialised bytes, as cheap as a C++ subscriber's "
+                             "deserialisation (default: rclpy builds Python messages, which on 2 cores competes "
+                             "with the node for CPU)")
     args = parser.parse_args()
 
     from key2mesh_ros.ros_environment import configure_ros_environment
@@ -64,10 +68,10 @@ def main() -> int:
     rclpy.init()
     node = rclpy.create_node("key2mesh_benchmark")
     answers, stats = [], []
-    node.create_subscription(HumanMeshArray, "/human_mesh", answers.append, 10)
+    node.create_subscription(HumanMeshArray, "/human_mesh", answers.append, 10, raw=args.raw_consumers)
     node.create_subscription(String, "/human_mesh/stats", stats.append, 10)
     if not args.mesh_only_consumer:
-        consume_every_output(node)
+        consume_every_output(node, args.raw_consumers)
     publisher = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
     info_publisher = node.create_publisher(CameraInfo, "/camera/camera_info", qos_profile_sensor_data)
     from key2mesh_ros.demo_data import camera_info_msg, guess_camera_matrix
@@ -122,24 +126,26 @@ def main() -> int:
     return 0
 
 
-def consume_every_output(node) -> None:
+def consume_every_output(node, raw: bool = False) -> None:
     """Subscribe to /tf, the markers, /humans/bodies/tracked and, as bodies appear, each body's
-    ROS4HRI topics (what a ROS4HRI library does), so the node pays for all of its outputs."""
+    ROS4HRI topics (what a ROS4HRI library does), so the node pays for all of its outputs.
+    ``raw``: take them as serialised bytes (the tracked list is always read: it names the bodies)."""
     from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D, Skeleton2D
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import JointState
     from tf2_msgs.msg import TFMessage
     from visualization_msgs.msg import MarkerArray
 
-    node.create_subscription(TFMessage, "/tf", lambda _: None, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-    node.create_subscription(MarkerArray, "/human_mesh/markers", lambda _: None, 10)
+    node.create_subscription(TFMessage, "/tf", lambda _: None, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
+                             raw=raw)
+    node.create_subscription(MarkerArray, "/human_mesh/markers", lambda _: None, 10, raw=raw)
     bodies: set[str] = set()
 
     def on_tracked(msg) -> None:
         for body in set(msg.ids) - bodies:
             bodies.add(body)
             for kind, name in ((Skeleton2D, "skeleton2d"), (NormalizedRegionOfInterest2D, "roi"), (JointState, "joint_states")):
-                node.create_subscription(kind, f"/humans/bodies/{body}/{name}", lambda _: None, 10)
+                node.create_subscription(kind, f"/humans/bodies/{body}/{name}", lambda _: None, 10, raw=raw)
 
     node.create_subscription(IdsList, "/humans/bodies/tracked", on_tracked, 10)
 

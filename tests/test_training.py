@@ -255,3 +255,24 @@ def test_pretraining_on_a_gpu_draws_its_batches_there(tmp_path):
     assert {v.device.type for v in batch.values()} == {"cuda"}
     network, payload = load_checkpoint(pretrain(config, progress=False))
     assert payload["meta"]["step"] == 30 and next(network.parameters()).device.type == "cpu"
+
+
+def test_every_shipped_config_loads_chains_and_is_listed():
+    """A mistyped key fails at load; every config is named in the README's config list; a config
+    that starts from a checkpoint starts from one another config writes (the documented chain
+    of stages reproduces), and the replayed detections name a file detector-residuals writes."""
+    from conftest import ROOT
+
+    from key2mesh_train.config import CONFIG_DIR
+
+    configs = {path.name: load_config(path.name) for path in sorted(CONFIG_DIR.glob("*.yaml"))}
+    assert {"default.yaml", "detector_noise.yaml", "detector_noise_gpu_continue.yaml"} <= set(configs)
+    readme = (ROOT / "README.md").read_text()
+    written = {config.pretrain.checkpoint for config in configs.values()}
+    for name, config in configs.items():
+        assert name in readme, f"{name} is not in the README's config list"
+        assert config.pretrain.init_from in (None, *written), f"{name}: nothing writes {config.pretrain.init_from}"
+        assert config.synthetic.replayed_residuals in (None, "", "artifacts/detector_residuals.npz",
+                                                       "artifacts/detector_residuals_6k.npz"), name
+    with pytest.raises(ValueError):
+        load_config(None, ["pretrain.stepz=3"])
