@@ -135,11 +135,14 @@ def run_adaptation_benchmark(config: TrainConfig, checkpoint: str | Path, out: s
                "test_people": len(test["input"]), "before": before, "after": after, "labelled_reference": reference,
                "relative_pa_mpjpe_drop": drop, "history": result["history"], "selected": result["selected"]}
     if plot:
-        save_plot(result["history"], plot, reference["PA-MPJPE"])
+        save_plot(result["history"], plot, reference["PA-MPJPE"], result["selected"])
     return summary
 
 
-def save_plot(history: list[dict], path: str | Path, reference_pa_mpjpe: float | None = None) -> Path:
+def save_plot(history: list[dict], path: str | Path, reference_pa_mpjpe: float | None = None,
+              selected: str | None = None) -> Path:
+    """Target error and label-free validation error by stage (``selected``: the stage kept,
+    ringed), and the critic's accuracy by adversarial epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,17 +153,20 @@ def save_plot(history: list[dict], path: str | Path, reference_pa_mpjpe: float |
     # One point per record: the source model, the warm start (when run), then each epoch.
     steps = list(range(len(history)))
     labels = [stage_label(h).replace(" ", "\n") for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, ax = plt.subplots(1, 2, figsize=(9, 4.5))
     ax[0].plot(steps, [h["PA-MPJPE"] for h in history], "o-", label="PA-MPJPE")
     ax[0].plot(steps, [h["MPJPE"] for h in history], "s-", label="MPJPE")
     ax[0].plot(steps, [h["validation_PA-MPJPE"] for h in history], "^--", color="C2",
                label="label-free validation PA-MPJPE (what is kept)")
     if reference_pa_mpjpe is not None:
         ax[0].axhline(reference_pa_mpjpe, color="C0", ls=":", label="PA-MPJPE with 3D labels (reference)")
+    kept = [i for i, h in enumerate(history) if stage_label(h) == selected]
+    if kept:
+        ax[0].plot(kept, [history[i]["PA-MPJPE"] for i in kept], "o", ms=14, mfc="none", color="k", label="kept")
     ax[0].set_xticks(steps, labels)
     ax[0].set_xlabel("stage, then adversarial epoch")
     ax[0].set_ylabel("target error (mm)")
-    ax[0].legend()
+    ax[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
     with_acc = [h for h in history if "domain_accuracy" in h]
     ax[1].plot([h["epoch"] for h in with_acc], [h["domain_accuracy"] for h in with_acc], "o-", color="C3")
     ax[1].set_xticks([h["epoch"] for h in with_acc])
