@@ -131,7 +131,7 @@ def test_adaptation_keeps_the_stage_with_the_lowest_label_free_validation_error(
     """An adversarial stage that wrecks the encoder (a large step, the critic alone) must not be
     what is written: every stage is scored on MoCap carrying the target's own residuals and the
     lowest is kept, also across an interruption. With keep_best off the last epoch is written."""
-    from key2mesh_train.adaptation.adapt import evaluate_on, validation_set
+    from key2mesh_train.adaptation.adapt import evaluate_on, stage_label, validation_set
     from key2mesh_train.adaptation.warm_start import detection_residuals
     from key2mesh_train.keypoint_noise import ReplayedResiduals
     from key2mesh_train.pretrain import prepare_data
@@ -164,8 +164,7 @@ def test_adaptation_keeps_the_stage_with_the_lowest_label_free_validation_error(
     with pytest.raises(KeyboardInterrupt):
         adapt(config, tiny_checkpoint, target_px, out, progress=False, monitor=interrupting_monitor)
     result = adapt(config, tiny_checkpoint, target_px, out, resume=True, progress=False)
-    errors = {h["stage"] if h["stage"] != "adversarial" else str(h["epoch"]): h["validation_PA-MPJPE"]
-              for h in result["history"]}
+    errors = {stage_label(h): h["validation_PA-MPJPE"] for h in result["history"]}
     assert list(errors) == ["source", "warm start", "1", "2"]
     assert errors["2"] > 1.2 * min(errors["source"], errors["warm start"]), errors  # the stage did wreck it
     assert result["selected"] == min(errors, key=errors.get) != "2"

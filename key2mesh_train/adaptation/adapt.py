@@ -50,6 +50,12 @@ def target_tensors(keypoints_px: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     return inputs, torch.from_numpy(weights)
 
 
+def stage_label(record: dict) -> str:
+    """A history record's stage: ``source``, ``warm start`` or the adversarial epoch's number."""
+    stage = record.get("stage", "adversarial")
+    return str(record["epoch"]) if stage == "adversarial" else stage
+
+
 def evaluate_on(network: Key2MeshNet, body, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """MPJPE and PA-MPJPE (mm) of ``network`` on ``batch`` (``input [N,17,3]``, ``joints3d [N,24,3]``)."""
     network.eval()
@@ -143,8 +149,8 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
         nonlocal best
         value = evaluate_on(target, body, validation)["PA-MPJPE"]
         if best is None or value < best["value"]:
-            best = {"value": value, "stage": label,
-                    "state": {k: v.detach().clone() for k, v in target.state_dict().items()}}
+            best = {"value": value, "stage": label,  # the weights only when they may be written back
+                    "state": {k: v.detach().clone() for k, v in target.state_dict().items()} if cfg.keep_best else None}
         return value
 
     def draw_batches() -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -245,8 +251,11 @@ def adapt(config: TrainConfig, source_checkpoint: str | Path, target_keypoints: 
         raise TrainingInterrupted(partial, saved, command) from err
     bar.close()
     last = history[-1]
-    selected = last["stage"] if last["stage"] != "adversarial" else str(last["epoch"])
-    if cfg.keep_best and best["stage"] != selected:
+    selected = stage_label(last)
+    if cfg.keep_best and best["stage"] != selected and best["state"] is None:
+        log.warning("keeping %s: the run was started with adapt.keep_best off, so %s's weights were not kept",
+                    selected, best["stage"])
+    elif cfg.keep_best and best["stage"] != selected:
         log.info("keeping %s: label-free validation PA-MPJPE %.1f mm, against %.1f mm after %s", best["stage"],
                  best["value"], last["validation_PA-MPJPE"], selected)
         target.load_state_dict(best["state"])

@@ -21,7 +21,7 @@ from key2mesh.checkpoint import load_checkpoint
 from key2mesh.keypoints import SMPL_JOINT_WEIGHTS, normalize_keypoints
 from key2mesh.network import Key2MeshNet
 from key2mesh.skinning import SkinnedBody
-from key2mesh_train.adaptation.adapt import adapt, evaluate_on, trainable_target_copy
+from key2mesh_train.adaptation.adapt import adapt, evaluate_on, stage_label, trainable_target_copy
 from key2mesh_train.config import TrainConfig
 from key2mesh_train.keypoint_noise import MODELLED_TARGET_BIAS
 from key2mesh_train.losses import weighted_l1
@@ -179,12 +179,6 @@ def save_plot(history: list[dict], path: str | Path, reference_pa_mpjpe: float |
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def stage_label(record: dict) -> str:
-    """``source``, ``warm start`` or the adversarial epoch's number."""
-    stage = record.get("stage", "adversarial")
-    return str(record["epoch"]) if stage == "adversarial" else stage
 
 
 def format_summary(summary: dict) -> str:
