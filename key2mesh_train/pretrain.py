@@ -9,7 +9,6 @@ is written once, when the run completes, so an interrupted run never poses as a 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import logging
@@ -209,7 +208,7 @@ def pretrain(config: TrainConfig, resume: bool = False, progress: bool = True) -
         replay = load_replayed_residuals(config.synthetic.replayed_residuals, synthesis)
         log.info("replaying %d measured detections on %.0f %% of the steps", len(replay.residuals),
                  100 * config.synthetic.replayed_residuals_share)
-    replay_camera = dataclasses.replace(config.synthetic, drop_prob=0.0)  # the detector's own misses instead
+    replay_camera = config.synthetic.for_replayed_detections()
     bar = tqdm(range(start, cfg.steps), desc="pretrain", unit="step", disable=not (progress and rank == 0),
                initial=start, total=cfg.steps)
 

@@ -66,6 +66,12 @@ class SyntheticConfig:
         return dataclasses.replace(self, mirror_prob=0.0, betas_std=0.0, robot_camera_prob=0.0, edge_prob=0.0,
                                    detector_noise_prob=0.0, replayed_residuals="")
 
+    def for_replayed_detections(self) -> SyntheticConfig:
+        """The same cameras for keypoints carrying a measured detector's residuals
+        (:class:`key2mesh_train.keypoint_noise.ReplayedResiduals`): no random joint drops, as
+        that detector's own misses stand in for them."""
+        return dataclasses.replace(self, drop_prob=0.0)
+
 
 def sample_cameras(batch: int, cfg: SyntheticConfig, gen: torch.Generator):
     """Focal ``[B]``, principal point ``[B,2]``, pelvis in the camera ``[B,3]`` and the camera's

@@ -16,7 +16,6 @@ adversarial epoch are scored on MoCap seen through that same noise, and the best
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +70,7 @@ def validation_set(bank, body, noise: ReplayedResiduals, config: TrainConfig) ->
     so stages can be compared without a 3D label of the target. Fixed by ``adapt.seed``."""
     gen = torch.Generator().manual_seed(config.adapt.seed + 1)
     rot, betas = sample_batch(bank, config.adapt.validation_people, gen)
-    batch = synthesize(rot, betas, body, dataclasses.replace(config.synthetic, drop_prob=0.0), gen, noise=noise)
+    batch = synthesize(rot, betas, body, config.synthetic.for_replayed_detections(), gen, noise=noise)
     return {"input": batch["input"], "joints3d": batch["joints3d"]}
 
 

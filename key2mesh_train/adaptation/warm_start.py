@@ -11,8 +11,6 @@ fine-tune on them is the warm start of adaptation; the adversarial stage then st
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from tqdm import tqdm
 
@@ -47,8 +45,7 @@ def warm_start(network: Key2MeshNet, body: SkinnedBody, bank: PoseBank, noise: R
     """Fine-tune ``network``'s trainable parameters on MoCap seen through ``noise`` for
     ``config.adapt.warm_start_steps`` steps (the usual pre-training losses)."""
     cfg = config.adapt
-    # The target's own misses replace pre-training's random joint drops.
-    camera = dataclasses.replace(config.synthetic, drop_prob=0.0)
+    camera = config.synthetic.for_replayed_detections()
     optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=cfg.lr)
     for _ in tqdm(range(cfg.warm_start_steps), desc="warm start", unit="step", disable=not progress):
         rot, betas = sample_batch(bank, cfg.batch_size, gen)
