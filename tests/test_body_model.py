@@ -73,7 +73,7 @@ def test_official_style_chumpy_pickle_loads_without_chumpy(tmp_path):
     body = load_skinned_body(tmp_path)  # a folder resolves to SMPL_NEUTRAL.pkl inside
     ref = load_skinned_body()
     assert torch.equal(body.v_template, ref.v_template)
-    assert torch.equal(body.shapedirs_flat, ref.shapedirs_flat)
+    assert torch.equal(body.shapedirs_cm, ref.shapedirs_cm)
 
 
 def test_missing_and_corrupt_body_files(tmp_path):

@@ -136,6 +136,18 @@ def test_onnx_export_follows_its_checkpoint(tmp_path, tiny_checkpoint):
     save_checkpoint(changed, network, meta=payload["meta"])
     _, rebuilt = ensure_onnx(changed, onnx_path)
     assert rebuilt
+    # A graph of the same checkpoint built by older code (another graph version) is rebuilt too.
+    import onnx
+
+    from key2mesh.export import GRAPH_VERSION_KEY
+
+    proto = onnx.load(str(onnx_path))
+    next(p for p in proto.metadata_props if p.key == GRAPH_VERSION_KEY).value = "1"
+    onnx.save(proto, str(onnx_path))
+    _, rebuilt = ensure_onnx(changed, onnx_path)
+    assert rebuilt
+    _, rebuilt = ensure_onnx(changed, onnx_path)
+    assert not rebuilt
 
 
 def test_default_model_never_picks_an_unfinished_run(tmp_path, monkeypatch):
