@@ -35,6 +35,11 @@ class Backend:
     faces: np.ndarray | None = None  # mesh triangles, constant
     num_vertices: int = 0
 
+    @property
+    def description(self) -> str:
+        """What runs the graph, for logs: backend, device and, for ONNX Runtime, the graph file."""
+        return f"{self.name} ({self.provider})"
+
     def run(self, keypoints: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
@@ -86,7 +91,12 @@ class OnnxRuntimeBackend(Backend):
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         self.provider = self.session.get_providers()[0]
+        self.path = onnx_path
         self.faces, self.num_vertices = _load_body_sidecar(onnx_path)
+
+    @property
+    def description(self) -> str:
+        return f"{self.name} ({self.provider}, {self.path.name})"
 
     def run(self, keypoints: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: self._check(keypoints)})
@@ -151,10 +161,12 @@ def backend_status() -> dict[str, tuple[bool, str]]:
 def create_backend(name: str = "auto", onnx_path: str | os.PathLike | None = None,
                    checkpoint: str | os.PathLike | None = None, engine_path: str | os.PathLike | None = None,
                    body_model: str | os.PathLike | None = None, fp16: bool = False, threads: int = 0,
-                   spinning: bool = False) -> Backend:
+                   spinning: bool = False, int8: bool = False) -> Backend:
     """Create ``name`` (or the fastest available with ``auto``). A named backend that cannot
     run raises :class:`BackendUnavailable` instead of silently falling back. ``threads`` and
-    ``spinning``: ONNX Runtime's (:mod:`key2mesh.onnxruntime_options`)."""
+    ``spinning``: ONNX Runtime's (:mod:`key2mesh.onnxruntime_options`). ``int8``: ONNX Runtime
+    runs the int8 copy of ``onnx_path`` (:mod:`key2mesh.int8_graph`, made when missing or
+    stale); TensorRT always builds from the fp32 graph."""
     if name not in ("auto", *BACKEND_ORDER):
         raise ValueError(f"unknown backend {name!r}; choose auto, {', '.join(BACKEND_ORDER)}")
     status = backend_status()
@@ -174,10 +186,26 @@ def create_backend(name: str = "auto", onnx_path: str | os.PathLike | None = Non
         if candidate == "tensorrt":
             backend: Backend = TensorRTBackend(onnx_path, engine_path, fp16)
         elif candidate == "onnxruntime":
-            backend = OnnxRuntimeBackend(onnx_path, threads, spinning)
+            backend = OnnxRuntimeBackend(_int8_copy(onnx_path) if int8 else onnx_path, threads, spinning)
         else:
             backend = TorchBackend(checkpoint, body_model)
         if name == "auto":
             log.info("backend auto -> %s (skipped: %s)", candidate, "; ".join(reasons) or "none")
         return backend
     raise BackendUnavailable("no backend available: " + "; ".join(reasons))
+
+
+def _int8_copy(onnx_path: str | os.PathLike) -> str | os.PathLike:
+    """The int8 copy of ``onnx_path`` for ONNX Runtime, or ``onnx_path`` itself (with a warning)
+    where no copy can be made: a speed option must not stop the node."""
+    from key2mesh.int8_graph import ensure_int8_graph
+
+    if not Path(onnx_path).is_file():
+        return onnx_path  # OnnxRuntimeBackend says what is missing
+    try:
+        path, rebuilt = ensure_int8_graph(onnx_path)
+    except Exception as err:  # unreadable, foreign or unwritable: ONNX Runtime gets the original
+        log.warning("running the fp32 graph %s: no int8 copy (%s)", onnx_path, err)
+        return onnx_path
+    log.info("int8 graph %s %s", path, "made" if rebuilt else "up to date")
+    return path

@@ -88,7 +88,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike,
     return out_path
 
 
-def _graph_metadata(onnx_path: str | os.PathLike) -> dict[str, str]:
+def graph_metadata(onnx_path: str | os.PathLike) -> dict[str, str]:
     """An ONNX file's metadata (empty: unreadable, so it is rebuilt)."""
     import onnx
 
@@ -107,7 +107,7 @@ def ensure_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike,
     graph is ever built from one."""
     onnx_path = Path(onnx_path)
     if onnx_path.exists() and body_sidecar_path(onnx_path).exists():
-        recorded = _graph_metadata(onnx_path)
+        recorded = graph_metadata(onnx_path)
         if recorded.get(CHECKPOINT_DIGEST_KEY) == file_sha256(checkpoint) and \
                 recorded.get(GRAPH_VERSION_KEY) == GRAPH_VERSION:
             return onnx_path, False

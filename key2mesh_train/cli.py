@@ -91,6 +91,10 @@ def cmd_export(args) -> int:
 
     onnx_path = export_onnx(_model(args.checkpoint), args.out or exported_onnx(), args.body_model)
     print(f"onnx: {onnx_path}")
+    if args.int8:
+        from key2mesh.int8_graph import quantize_graph
+
+        print(f"onnx int8: {quantize_graph(onnx_path)} (node parameter graph_int8 runs it)")
     ok, reason = tensorrt_available()
     if args.engine == "never" or (args.engine == "auto" and not ok):
         if args.engine == "auto":
@@ -278,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("auto", "always", "never"), default="auto",
                    help="build a TensorRT engine: auto = only where possible; always = fail if impossible")
     p.add_argument("--fp16", action="store_true", help="FP16 TensorRT engine")
+    p.add_argument("--int8", action="store_true",
+                   help="also write an int8 copy for ONNX Runtime on CPU (<out>.int8.onnx): the network's products "
+                        "in int8, about 1.4x faster, about 1 mm less accurate")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="MPJPE / PA-MPJPE / PVE on 3DPW or Human3.6M protocol 2")

@@ -58,13 +58,15 @@ def run_latency(onnx_path: str | Path, checkpoint: str | Path, batches=(1, 5, 64
         if not ok:
             skipped[name] = reason
             continue
-        try:
-            backend = create_backend(name, onnx_path=onnx_path, checkpoint=checkpoint, threads=threads)
-        except BackendUnavailable as err:
-            skipped[name] = str(err)
-            continue
-        label = f"{name} ({backend.provider})"
-        results[label] = {b: time_backend(backend, b, repeats) for b in batches}
+        # ONNX Runtime twice: the fp32 graph and its int8 copy (node parameter graph_int8).
+        for int8 in (False, True) if name == "onnxruntime" else (False,):
+            try:
+                backend = create_backend(name, onnx_path=onnx_path, checkpoint=checkpoint, threads=threads, int8=int8)
+            except BackendUnavailable as err:
+                skipped[name] = str(err)
+                break
+            label = f"{name}{' int8' if int8 else ''} ({backend.provider})"
+            results[label] = {b: time_backend(backend, b, repeats) for b in batches}
     baseline = smplify_ms_per_person()
     return {"results": results, "skipped": skipped, "smplify_ms_per_person": baseline}
 

@@ -30,6 +30,8 @@ def main() -> int:
                         help="ultralytics: the path before the ONNX Runtime one, for a before/after figure")
     parser.add_argument("--detector-size", type=int, default=640, help="detector input size (multiple of 32)")
     parser.add_argument("--detect-every", type=int, default=1, help="node parameter detect_every")
+    parser.add_argument("--graph-int8", action=argparse.BooleanOptionalAction, default=None,
+                        help="node parameter graph_int8 (default: the node's own default, on)")
     parser.add_argument("--spinning", action=argparse.BooleanOptionalAction, default=None,
                         help="node parameter onnxruntime_spinning (default: the node's own default)")
     parser.add_argument("--plain", action="store_true",
@@ -63,6 +65,7 @@ def main() -> int:
                           detector_runtime=args.detector_runtime, detector_image_size=args.detector_size,
                           detect_every=args.detect_every,
                           **({} if args.spinning is None else {"onnxruntime_spinning": args.spinning}),
+                          **({} if args.graph_int8 is None else {"graph_int8": args.graph_int8}),
                           **({"publish_tf": False, "hri_topics": False, "publish_markers": False} if args.plain else {}))
     rgb = demo_photos()[args.photo]
     rclpy.init()
@@ -113,12 +116,15 @@ def main() -> int:
         print(f"{stage:<10}{values['median_ms']:>12.2f}{values['p90_ms']:>10.2f}")
     stages = report["stages"]
     people = max(1, round(report["people"] / max(report["frames"], 1)))
-    fused, provider = fused_graph_ms(people)
+    from key2mesh_ros.node import PARAMETERS
+
+    int8 = PARAMETERS["graph_int8"][0] if args.graph_int8 is None else args.graph_int8
+    fused, provider = fused_graph_ms(people, args.onnx, int8)
     rest, in_node = stages["non_detector"]["median_ms"], stages["graph"]["median_ms"]
     print(f"everything but the detector (decode + lift + publish, per frame): {rest:.2f} ms for {people} people")
     print(f"  the fused Key2Mesh graph in the same frames: {in_node:.2f} ms; ratio {rest / in_node:.2f}")
-    print(f"  the fused graph alone, warm, at batch {people}: {fused:.2f} ms (ONNX Runtime {provider}, measured "
-          f"right after); ratio {rest / fused:.2f}")
+    print(f"  the fused graph alone, warm, at batch {people}: {fused:.2f} ms (ONNX Runtime {provider}, "
+          f"{'int8' if int8 else 'fp32'}, measured right after); ratio {rest / fused:.2f}")
     if provider == "CUDAExecutionProvider":
         print(f"GPU row: the node ran with backend {report['backend']}; fused graph on the GPU {fused:.2f} ms")
     else:
@@ -150,14 +156,15 @@ def consume_every_output(node, raw: bool = False) -> None:
     node.create_subscription(IdsList, "/humans/bodies/tracked", on_tracked, 10)
 
 
-def fused_graph_ms(batch: int) -> tuple[float, str]:
-    """Median time of the fused graph (the default export) at ``batch`` people, and the ONNX
-    Runtime provider that ran it (CUDA where an NVIDIA GPU and the CUDA provider exist)."""
+def fused_graph_ms(batch: int, onnx: str = "", int8: bool = False) -> tuple[float, str]:
+    """Median time of the node's fused graph (``onnx``, '' = the default export; ``int8``: its
+    int8 copy) at ``batch`` people, and the ONNX Runtime provider that ran it (CUDA where an
+    NVIDIA GPU and the CUDA provider exist)."""
     from key2mesh.backends import create_backend
     from key2mesh.paths import exported_onnx
     from key2mesh_train.latency import time_backend
 
-    backend = create_backend("onnxruntime", onnx_path=exported_onnx())
+    backend = create_backend("onnxruntime", onnx_path=onnx or exported_onnx(), int8=int8)
     return time_backend(backend, batch, repeats=200, warmup=10)[0], backend.provider
 
 

@@ -10,6 +10,7 @@ from key2mesh.backends import (
     backend_status,
     create_backend,
 )
+from key2mesh.checkpoint import load_checkpoint, save_checkpoint
 from key2mesh.export import body_sidecar_path
 from key2mesh.fused_graph import OUTPUT_NAMES
 from key2mesh.keypoints import normalize_keypoints
@@ -148,3 +149,50 @@ def test_torch_backend_runs_where_it_is_told(tiny_checkpoint):
     backend = TorchBackend(tiny_checkpoint, device="cpu")
     assert backend.provider == "cpu"
     assert backend.run(_inputs(2))["joints"].shape == (2, 24, 3)
+
+
+def test_int8_graph_keeps_the_first_and_last_products_and_answers_alike(tiny_onnx, tiny_checkpoint, tmp_path, caplog):
+    """The node's default CPU graph (graph_int8): the network's hidden products in int8, its
+    first and last and the skinning in fp32; made once per fp32 export, remade when that changes."""
+    import shutil
+
+    from key2mesh.export import ensure_onnx
+    from key2mesh.int8_graph import ensure_int8_graph, fp32_products, int8_path, int8_products, quantize_graph
+
+    fp32_path = tmp_path / "k.onnx"
+    shutil.copyfile(tiny_onnx, fp32_path)
+    shutil.copyfile(body_sidecar_path(tiny_onnx), body_sidecar_path(fp32_path))
+    path, rebuilt = ensure_int8_graph(fp32_path)
+    assert rebuilt and path == int8_path(fp32_path) == tmp_path / "k.int8.onnx" and body_sidecar_path(path).exists()
+    fp32, int8 = onnx.load(str(fp32_path)), onnx.load(str(path))
+    first, last = fp32_products(fp32)
+    hidden = [n.name for n in fp32.graph.node if n.op_type == "Gemm" and n.name.startswith("/network/")][1:-1]
+    quantized = int8_products(int8)
+    assert hidden and len(quantized) == len(hidden)
+    assert not any(name.startswith((first, last, "/body/")) for name in quantized)
+    fp32_left = [n.name for n in int8.graph.node if n.op_type in ("Gemm", "MatMul")]  # the quantiser may split a Gemm
+    assert any(n.startswith(first) for n in fp32_left) and any(n.startswith(last) for n in fp32_left)
+    reference, answer = OnnxRuntimeBackend(fp32_path).run(_inputs(16)), OnnxRuntimeBackend(path).run(_inputs(16))
+    joints_error = np.abs(reference["joints"] - answer["joints"]).max()
+    assert 0 < joints_error < 0.01  # metres: changed, by less than a centimetre
+    assert ensure_int8_graph(fp32_path) == (path, False)
+    with pytest.raises(ValueError, match="already quantised"):
+        quantize_graph(path, tmp_path / "twice.onnx")
+    with pytest.raises(FileNotFoundError, match="export"):
+        quantize_graph(tmp_path / "missing.onnx")
+
+    # Another checkpoint exported over the fp32 graph: its int8 copy is remade.
+    network, payload = load_checkpoint(tiny_checkpoint)
+    with torch.no_grad():
+        network.out.bias += 0.01
+    changed = save_checkpoint(tmp_path / "changed.pt", network, meta=payload["meta"])
+    assert ensure_onnx(changed, fp32_path)[1]
+    assert ensure_int8_graph(fp32_path)[1]
+    caplog.set_level("INFO")
+    backend = create_backend("onnxruntime", onnx_path=fp32_path, int8=True)
+    assert backend.path == path and "k.int8.onnx" in backend.description and "up to date" in caplog.text
+    assert create_backend("onnxruntime", onnx_path=path, int8=True).path == path  # already int8: run as given
+    foreign = tmp_path / "foreign.onnx"  # not a Key2Mesh graph: the fp32 file runs, with a warning
+    foreign.write_bytes(fp32_path.read_bytes().replace(b"/network/", b"/elsewhr/"))
+    assert create_backend("onnxruntime", onnx_path=foreign, int8=True).path == foreign
+    assert "no int8 copy" in caplog.text
