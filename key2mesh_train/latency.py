@@ -73,13 +73,13 @@ def run_latency(onnx_path: str | Path, checkpoint: str | Path, batches=(1, 5, 64
 
 def format_latency(report: dict) -> str:
     batches = sorted({b for r in report["results"].values() for b in r})
-    head = f"{'backend':<34}" + "".join(f"{'B=' + str(b) + ' med/p90 ms':>22}" for b in batches) + f"{'speed-up B=1':>16}"
+    head = f"{'backend':<42}" + "".join(f"{'B=' + str(b) + ' med/p90 ms':>22}" for b in batches) + f"{'speed-up B=1':>16}"
     lines = [head]
     base = report["smplify_ms_per_person"]
     for name, per_batch in report["results"].items():
         cells = "".join(f"{per_batch[b][0]:>12.3f}/{per_batch[b][1]:<9.3f}" for b in batches)
-        lines.append(f"{name:<34}{cells}{base / per_batch[batches[0]][0]:>15.0f}x")
-    lines.append(f"{'SMPLify-style optim. (per person)':<34}{base:>12.1f} ms")
+        lines.append(f"{name:<42}{cells}{base / per_batch[batches[0]][0]:>15.0f}x")
+    lines.append(f"{'SMPLify-style optim. (per person)':<42}{base:>12.1f} ms")
     for name, reason in report["skipped"].items():
         lines.append(f"{name}: skipped ({reason})")
     return "\n".join(lines)
