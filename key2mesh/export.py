@@ -52,7 +52,8 @@ def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike,
     example = torch.full((2, NUM_KEYPOINTS, 3), 0.5)
     example[..., 2] = 1.0
     dynamic = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
-    tmp = out_path.with_name(out_path.stem + ".tmp.onnx")
+    # Temporary names carry the process id: two nodes starting at once each write their own.
+    tmp = out_path.with_name(f"{out_path.stem}.{os.getpid()}.tmp.onnx")
     with torch.no_grad():
         torch.onnx.export(model, (example,), str(tmp), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                           dynamic_axes=dynamic, opset_version=opset, dynamo=False)
@@ -74,7 +75,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike,
     onnx.checker.check_model(proto)
     # The sidecar first, the graph last, each renamed into place: an ONNX file that exists is whole.
     sidecar = body_sidecar_path(out_path)
-    sidecar_tmp = sidecar.with_name(sidecar.name + ".tmp")
+    sidecar_tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.tmp")
     try:
         with open(sidecar_tmp, "wb") as handle:
             np.savez_compressed(handle, faces=body.faces.numpy().astype(np.int32), num_vertices=np.array(body.num_vertices))

@@ -46,8 +46,9 @@ def quantize_graph(onnx_path: str | os.PathLike, out_path: str | os.PathLike | N
     # The quantiser turns a Gemm into a MatMul named <gemm>_MatMul before it looks at names.
     excluded = [node.name for node in proto.graph.node if not node.name.startswith("/network/")] + \
         keep + [name + "_MatMul" for name in keep]
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    sidecar, sidecar_tmp = body_sidecar_path(out_path), body_sidecar_path(out_path).with_suffix(".tmp")
+    tmp = out_path.with_name(f"{out_path.name}.{os.getpid()}.tmp")  # per process: two nodes may start at once
+    sidecar = body_sidecar_path(out_path)
+    sidecar_tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.tmp")
     try:
         root = logging.getLogger()
         level, _ = root.level, root.setLevel(logging.ERROR)  # the quantiser logs a line per tensor on the root logger

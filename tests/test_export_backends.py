@@ -196,3 +196,24 @@ def test_int8_graph_keeps_the_first_and_last_products_and_answers_alike(tiny_onn
     foreign.write_bytes(fp32_path.read_bytes().replace(b"/network/", b"/elsewhr/"))
     assert create_backend("onnxruntime", onnx_path=foreign, int8=True).path == foreign
     assert "no int8 copy" in caplog.text
+
+
+def test_interrupted_int8_copy_leaves_nothing_half_made(tiny_onnx, tmp_path, monkeypatch):
+    import shutil
+
+    import onnxruntime.quantization
+
+    from key2mesh.int8_graph import ensure_int8_graph, int8_path
+
+    fp32_path = tmp_path / "k.onnx"
+    shutil.copyfile(tiny_onnx, fp32_path)
+    shutil.copyfile(body_sidecar_path(tiny_onnx), body_sidecar_path(fp32_path))
+
+    def interrupted(model_input, model_output, **kwargs):
+        open(model_output, "wb").write(b"half a graph")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_int8_graph(fp32_path)
+    assert not int8_path(fp32_path).exists() and not list(tmp_path.glob("*.tmp"))
