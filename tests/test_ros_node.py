@@ -340,7 +340,7 @@ def test_4k_frames_are_answered_and_decompression_bombs_refused(node_proc, photo
 def test_latency_stats_and_markers(node_proc, photos):
     import json
 
-    from key2mesh_ros.node import STAGES
+    from key2mesh_ros.node import PUBLISH_PARTS, STAGES
 
     proc, harness = node_proc
     deadline = time.monotonic() + 10
@@ -349,9 +349,12 @@ def test_latency_stats_and_markers(node_proc, photos):
         harness.spin(0.1)
         stats = json.loads(harness.stats[-1].data) if harness.stats else {}
     assert stats["frames"] >= 3 and stats["bad_images"] >= 3, stats
-    stages = {stage: stats["stages"][stage]["median_ms"] for stage in STAGES}
+    stages = {stage: stats["stages"][stage]["median_ms"] for stage in STAGES + PUBLISH_PARTS}
     assert None not in stages.values(), stages
     assert 0 < stages["graph"] < stages["lift"] < stages["non_detector"] < stages["total"], stages
+    # Each part of publishing is within it, frame by frame, so its median is too.
+    assert all(0 <= stages[part] <= stages["publish"] for part in PUBLISH_PARTS), stages
+    assert stages["mesh_message"] > 0, stages  # /human_mesh always goes out
     markers = [m for array in harness.markers for m in array.markers]
     skeletons = [m for m in markers if m.ns == "key2mesh_joints"]
     meshes = [m for m in markers if m.ns == "key2mesh_mesh"]

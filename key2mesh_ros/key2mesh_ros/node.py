@@ -36,10 +36,13 @@ from key2mesh_ros import diagnostics, messages
 from key2mesh_ros.depth import DepthBuffer, DepthError, depth_to_metres, torso_distance
 from key2mesh_ros.tracking import Tracker
 
-# Per-frame timings (ms). ``lift`` (tracking, normalising, the fused graph, placing people)
-# contains ``graph``, the fused graph's own run in this frame; ``non_detector`` is decode + lift
-# + publish of the same frame, so the two give the overhead ratio frame by frame.
+# Per-frame timings (ms). ``lift`` (tracking, normalising, the fused graph) contains ``graph``,
+# the fused graph's own run in this frame; ``non_detector`` is decode + lift + publish of the
+# same frame, so the two give the overhead ratio frame by frame. ``publish`` splits into
+# PUBLISH_PARTS: placing people in the camera frame, the /human_mesh message, markers, TF and
+# the ROS4HRI topics (0 in frames where nobody subscribes to them).
 STAGES = ("decode", "detect", "lift", "graph", "publish", "non_detector", "total")
+PUBLISH_PARTS = ("place", "mesh_message", "markers", "tf", "hri")
 
 PARAMETERS = {
     "image_topic": ("/camera/image_raw", "sensor_msgs/Image input"),
@@ -126,7 +129,7 @@ class Key2MeshNode(LifecycleNode):
         self.params = p
         self.configure_error: Exception | None = None
         self._warned: dict[str, float] = {}
-        self.timings = {stage: deque(maxlen=600) for stage in STAGES}
+        self.timings = {stage: deque(maxlen=600) for stage in STAGES + PUBLISH_PARTS}
         self.counts = {"received": 0, "frames": 0, "dropped": 0, "bad_images": 0, "failed": 0, "people": 0,
                        "depth_positions": 0, "size_positions": 0, "predicted_frames": 0}
         self._frame_index = 0
@@ -405,6 +408,7 @@ class Key2MeshNode(LifecycleNode):
             graph = time.perf_counter() - graph
             t3 = time.perf_counter()
             positions, sources = self._positions(msg.header, rgb.shape, out, smoothed)
+            placing = time.perf_counter()
             vertices = out["vertices"] if self.params["publish_vertices"] else None
             self.pub_humans.publish(self.human_meshes.serialized(
                 msg.header, track_ids, scores, boxes, smoothed, out["pose"], out["betas"], out["joints"], vertices,
@@ -413,9 +417,10 @@ class Key2MeshNode(LifecycleNode):
             placed = np.flatnonzero(~np.isnan(positions).any(1))  # people with a camera-frame position
         else:
             self.tracker.prune(received)
-            t3 = time.perf_counter()
+            t3 = placing = time.perf_counter()
             self.pub_humans.publish(self.human_meshes.empty(msg.header, (time.perf_counter() - received) * 1000))
             placed = np.zeros(0, np.int64)
+        meshing = time.perf_counter()
         if len(placed):
             placed_ids = [track_ids[i] for i in placed]
             placed_joints = out["joints"][placed] + positions[placed][:, None]
@@ -427,8 +432,10 @@ class Key2MeshNode(LifecycleNode):
                 self.pub_markers.publish(MarkerArray(markers=[
                     messages.mesh_marker(msg.header, out["vertices"][i] + positions[i], self.faces, track_ids[i])
                     for i in placed]))
+        marking = time.perf_counter()
         if self.pub_tf is not None and len(placed) and self.pub_tf.get_subscription_count():
             self.pub_tf.publish(self.tf_frames.serialized(msg.header, placed_ids, out["pose"][placed], placed_joints))
+        framing = time.perf_counter()
         if self.hri is not None:
             if track_ids:
                 self.hri.publish(msg.header, rgb.shape[1], rgb.shape[0], self.tracker.ids, track_ids, smoothed, boxes,
@@ -436,8 +443,9 @@ class Key2MeshNode(LifecycleNode):
             else:
                 self.hri.publish(msg.header, rgb.shape[1], rgb.shape[0], self.tracker.ids)
         t4 = time.perf_counter()
-        for stage, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, graph, t4 - t3, (t1 - t0) + (t4 - t2),
-                                         t4 - received), strict=True):
+        for stage, value in zip(STAGES + PUBLISH_PARTS, (
+                t1 - t0, t2 - t1, t3 - t2, graph, t4 - t3, (t1 - t0) + (t4 - t2), t4 - received,
+                placing - t3, meshing - placing, marking - meshing, framing - marking, t4 - framing), strict=True):
             self.timings[stage].append(value * 1000)
         self.counts["frames"] += 1
         self.counts["predicted_frames"] += int(predicted)
