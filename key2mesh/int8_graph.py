@@ -18,9 +18,10 @@ import os
 import shutil
 from pathlib import Path
 
-from key2mesh.export import CHECKPOINT_DIGEST_KEY, GRAPH_VERSION_KEY, body_sidecar_path, graph_metadata
+from key2mesh.export import body_sidecar_path, file_sha256, graph_metadata
 
 PRECISION_KEY = "key2mesh_precision"
+SOURCE_KEY = "key2mesh_int8_source_sha256"  # the fp32 graph a copy was made from
 
 
 def int8_path(onnx_path: str | os.PathLike) -> Path:
@@ -51,7 +52,8 @@ def quantize_graph(onnx_path: str | os.PathLike, out_path: str | os.PathLike | N
     sidecar_tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.tmp")
     try:
         root = logging.getLogger()
-        level, _ = root.level, root.setLevel(logging.ERROR)  # the quantiser logs a line per tensor on the root logger
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser logs a line per tensor on the root logger
         try:
             quantize_dynamic(str(onnx_path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                              op_types_to_quantize=["Gemm", "MatMul"], nodes_to_exclude=excluded)
@@ -61,8 +63,9 @@ def quantize_graph(onnx_path: str | os.PathLike, out_path: str | os.PathLike | N
         if not int8_products(quantized) or any(name.startswith(tuple(keep)) for name in int8_products(quantized)):
             raise RuntimeError("ONNX Runtime's quantiser did not follow the int8 recipe (network products in "
                                "int8, first and last in fp32); use the fp32 graph (graph_int8: false)")
-        entry = quantized.metadata_props.add()
-        entry.key, entry.value = PRECISION_KEY, "int8"
+        for key, value in ((PRECISION_KEY, "int8"), (SOURCE_KEY, file_sha256(onnx_path))):
+            entry = quantized.metadata_props.add()
+            entry.key, entry.value = key, value
         onnx.save(quantized, str(tmp))
         shutil.copyfile(body_sidecar_path(onnx_path), sidecar_tmp)
         os.replace(sidecar_tmp, sidecar)
@@ -89,15 +92,13 @@ def int8_products(proto) -> list[str]:
 
 
 def ensure_int8_graph(onnx_path: str | os.PathLike) -> tuple[Path, bool]:
-    """The int8 copy of ``onnx_path``, made again when missing or when it was made from another
-    checkpoint or graph version; a graph that is already int8 is its own copy. Returns
-    ``(path, rebuilt)``."""
+    """The int8 copy of ``onnx_path``, made again when missing or made from another fp32 graph
+    (another checkpoint, graph version or file); a graph that is already int8 is its own copy.
+    Returns ``(path, rebuilt)``."""
     if graph_metadata(onnx_path).get(PRECISION_KEY) == "int8":
         return Path(onnx_path), False
     out_path = int8_path(onnx_path)
     if out_path.exists() and body_sidecar_path(out_path).exists():
-        source, copy = graph_metadata(onnx_path), graph_metadata(out_path)
-        if all(source.get(key) is not None and copy.get(key) == source.get(key)
-               for key in (CHECKPOINT_DIGEST_KEY, GRAPH_VERSION_KEY)):
+        if graph_metadata(out_path).get(SOURCE_KEY) == file_sha256(onnx_path):
             return out_path, False
     return quantize_graph(onnx_path, out_path), True
