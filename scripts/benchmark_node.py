@@ -3,10 +3,11 @@
 
 Starts key2mesh-node in its own process, publishes a real photo as sensor_msgs/Image at
 the given rate over ROS 2, and prints the node's own per-stage statistics (decode, detect,
-lift = tracking + the fused Key2Mesh graph + placing people, graph = the fused graph's own
-run, publish and its parts, non_detector, total) and the answered and dropped frame rates. Then the ratio
-of everything but the detector to the fused graph, twice: to the graph's time in the same
-frames, and to the graph timed alone right after (warm caches, no detector between runs).
+lift = tracking + the fused Key2Mesh graph, graph = the fused graph's own run, publish and
+its parts: placing people, the /human_mesh message, markers, TF, ROS4HRI; non_detector,
+total) and the answered and dropped frame rates. Then the ratio of everything but the
+detector to the fused graph, twice: to the graph's time in the same frames, and to the graph
+timed alone right after (warm caches, no detector between runs).
 Run after ``key2mesh-demo`` (or ``key2mesh-train export``), which writes the default graph.
 Usage: ``python scripts/benchmark_node.py [--rate 30] [--seconds 20] [--photo bus]``.
 """
@@ -52,6 +53,7 @@ def main() -> int:
     import rclpy
     from key2mesh_ros.demo_data import demo_photos
     from key2mesh_ros.image_encoding import rgb_to_image
+    from key2mesh_ros.node import PARAMETERS, PUBLISH_PARTS
     from key2mesh_ros.node_process import NodeProcess, wait_for, write_params
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
@@ -112,15 +114,11 @@ def main() -> int:
           f"backend {report['backend']}; people/frame {report['people'] / max(report['frames'], 1):.1f}")
     print(f"sent {sent}, answered {answered} ({answered / args.seconds:.1f} Hz), dropped as stale {report['dropped']}")
     print(f"{'stage':<14}{'median ms':>8}{'p90 ms':>10}")
-    from key2mesh_ros.node import PUBLISH_PARTS
-
     for stage, values in report["stages"].items():
         label = f"  {stage}" if stage in PUBLISH_PARTS else stage  # the parts of publish
         print(f"{label:<14}{values['median_ms']:>8.2f}{values['p90_ms']:>10.2f}")
     stages = report["stages"]
     people = max(1, round(report["people"] / max(report["frames"], 1)))
-    from key2mesh_ros.node import PARAMETERS
-
     int8 = PARAMETERS["graph_int8"][0] if args.graph_int8 is None else args.graph_int8
     fused, provider = fused_graph_ms(people, args.onnx, int8)
     rest, in_node = stages["non_detector"]["median_ms"], stages["graph"]["median_ms"]
