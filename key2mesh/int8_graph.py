@@ -60,7 +60,8 @@ def quantize_graph(onnx_path: str | os.PathLike, out_path: str | os.PathLike | N
         finally:
             root.setLevel(level)
         quantized = onnx.load(str(tmp))
-        if not int8_products(quantized) or any(name.startswith(tuple(keep)) for name in int8_products(quantized)):
+        products = int8_products(quantized)
+        if not products or any(name.startswith(tuple(keep)) for name in products):
             raise RuntimeError("ONNX Runtime's quantiser did not follow the int8 recipe (network products in "
                                "int8, first and last in fp32); use the fp32 graph (graph_int8: false)")
         for key, value in ((PRECISION_KEY, "int8"), (SOURCE_KEY, file_sha256(onnx_path))):

@@ -151,17 +151,22 @@ def test_torch_backend_runs_where_it_is_told(tiny_checkpoint):
     assert backend.run(_inputs(2))["joints"].shape == (2, 24, 3)
 
 
+def _copy_graph(onnx_path, out_path):
+    """A private copy of an export (graph and faces sidecar), so a test may write beside it."""
+    import shutil
+
+    shutil.copyfile(onnx_path, out_path)
+    shutil.copyfile(body_sidecar_path(onnx_path), body_sidecar_path(out_path))
+    return out_path
+
+
 def test_int8_graph_keeps_the_first_and_last_products_and_answers_alike(tiny_onnx, tiny_checkpoint, tmp_path, caplog):
     """The node's default CPU graph (graph_int8): the network's hidden products in int8, its
     first and last and the skinning in fp32; made once per fp32 export, remade when that changes."""
-    import shutil
-
     from key2mesh.export import ensure_onnx
     from key2mesh.int8_graph import ensure_int8_graph, fp32_products, int8_path, int8_products, quantize_graph
 
-    fp32_path = tmp_path / "k.onnx"
-    shutil.copyfile(tiny_onnx, fp32_path)
-    shutil.copyfile(body_sidecar_path(tiny_onnx), body_sidecar_path(fp32_path))
+    fp32_path = _copy_graph(tiny_onnx, tmp_path / "k.onnx")
     path, rebuilt = ensure_int8_graph(fp32_path)
     assert rebuilt and path == int8_path(fp32_path) == tmp_path / "k.int8.onnx" and body_sidecar_path(path).exists()
     fp32, int8 = onnx.load(str(fp32_path)), onnx.load(str(path))
@@ -199,15 +204,11 @@ def test_int8_graph_keeps_the_first_and_last_products_and_answers_alike(tiny_onn
 
 
 def test_interrupted_int8_copy_leaves_nothing_half_made(tiny_onnx, tmp_path, monkeypatch):
-    import shutil
-
     import onnxruntime.quantization
 
     from key2mesh.int8_graph import ensure_int8_graph, int8_path
 
-    fp32_path = tmp_path / "k.onnx"
-    shutil.copyfile(tiny_onnx, fp32_path)
-    shutil.copyfile(body_sidecar_path(tiny_onnx), body_sidecar_path(fp32_path))
+    fp32_path = _copy_graph(tiny_onnx, tmp_path / "k.onnx")
 
     def interrupted(model_input, model_output, **kwargs):
         open(model_output, "wb").write(b"half a graph")
