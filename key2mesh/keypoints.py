@@ -137,11 +137,13 @@ def visible_mask(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | torch.Ten
         return finite & (keypoints[..., 2] >= CONFIDENCE_THRESHOLD)
 
 
-def normalization_box(keypoints: np.ndarray | torch.Tensor) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
+def normalization_box(keypoints: np.ndarray | torch.Tensor, visible: np.ndarray | torch.Tensor | None = None
+                      ) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
     """Centre ``[..., 2]`` and longer side ``[...]`` of the box around visible joints (numpy
-    arrays or torch tensors, the same code for both)."""
+    arrays or torch tensors, the same code for both); ``visible [..., K, 1]``: their
+    :func:`visible_mask`, when the caller has it already."""
     lib = np if isinstance(keypoints, np.ndarray) else torch
-    visible = visible_mask(keypoints)[..., None]
+    visible = visible_mask(keypoints)[..., None] if visible is None else visible
     xy = keypoints[..., :2]
     big = float(lib.finfo(xy.dtype).max)
     lo = lib.amin(lib.where(visible, xy, big), -2)
@@ -165,7 +167,7 @@ def normalize_keypoints(keypoints: np.ndarray | torch.Tensor) -> np.ndarray | to
     kp = np.asarray(keypoints, np.float32) if is_numpy else keypoints.float()
     lib = np if is_numpy else torch
     visible = visible_mask(kp)[..., None]
-    centre, side = normalization_box(kp)
+    centre, side = normalization_box(kp, visible)
     norm = (lib.where(visible, kp[..., :2], 0.0) - centre[..., None, :]) / side[..., None, None] + 0.5
     norm = lib.where(visible, norm, 0.5)
     mask = visible.astype(np.float32) if is_numpy else visible.to(norm.dtype)

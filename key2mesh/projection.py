@@ -74,9 +74,12 @@ def solve_translations(points: np.ndarray, pixels: np.ndarray, weights: np.ndarr
 
     Joints below the confidence threshold count as missing, as in the network's input: a
     detector's near-zero guesses (or placeholders for unseen joints) must not pull the depth.
-    The pinhole equations are linear in ``t`` (DLT-style), so each person is one weighted
-    least-squares problem with three unknowns, solved through its 3x3 normal equations for all
-    people in one batched call. Nothing non-finite reaches LAPACK (inf can hang it).
+    The pinhole equations are linear in ``t`` (DLT-style): per joint ``fx (x + tx) = du (z + tz)``
+    and ``fy (y + ty) = dv (z + tz)`` with ``du, dv`` the pixel's offset from the principal
+    point. Their weighted least-squares normal equations have a fixed pattern, so ``tx`` and
+    ``ty`` are eliminated by hand and each person costs seven weighted sums: one batched
+    product for everyone, no linear solver (for a few people LAPACK's per-call setup, or a
+    general 3x3 solve in numpy, costs more than the arithmetic). Nothing non-finite is used.
     """
     people = points.shape[0]
     out = np.full((people, 3), np.nan)
@@ -85,27 +88,26 @@ def solve_translations(points: np.ndarray, pixels: np.ndarray, weights: np.ndarr
         return out
     fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
     p, uv, w = points.astype(np.float64), pixels.astype(np.float64), weights.astype(np.float64)
-    ok = (w >= CONFIDENCE_THRESHOLD) & np.isfinite(w) & np.isfinite(uv).all(-1) & np.isfinite(p).all(-1)
+    finite = np.isfinite(uv).all(-1) & np.isfinite(p).all(-1)  # [P,N]
+    ok = finite & (w >= CONFIDENCE_THRESHOLD)  # NaN weights compare False
+    if not finite.all():  # zero weight is not enough: 0 * NaN is NaN
+        p, uv = np.where(finite[..., None], p, 0.0), np.where(finite[..., None], uv, 0.0)
     w = np.where(ok, w, 0.0)
-    p, uv = np.where(ok[..., None], p, 0.0), np.where(ok[..., None], uv, 0.0)
     du, dv = uv[..., 0] - cx, uv[..., 1] - cy  # [P,N]
-    zeros = np.zeros_like(du)
-    a = np.concatenate([np.stack([np.full_like(du, fx), zeros, -du], -1),
-                        np.stack([zeros, np.full_like(dv, fy), -dv], -1)], axis=1)  # [P,2N,3]
-    b = np.concatenate([du * p[..., 2] - fx * p[..., 0], dv * p[..., 2] - fy * p[..., 1]], axis=1)  # [P,2N]
-    ww = np.concatenate([w, w], axis=1)[..., None]  # weights squared in the normal equations: w, not sqrt(w)^2
-    weighted = np.swapaxes(a * ww, 1, 2)  # [P,3,2N]
-    normal = weighted @ a
-    rhs = (weighted @ b[..., None])[..., 0]
-    usable = (ok.sum(-1) >= 3) & np.isfinite(normal).all((1, 2)) & np.isfinite(rhs).all(-1)
-    safe = np.where(usable[:, None, None], normal, np.eye(3))
-    # 3x3 systems by the adjugate (Cramer's rule): for a few people, LAPACK's per-call setup
-    # costs more than the arithmetic.
-    adjugate = np.cross(safe[:, [1, 2, 0]], safe[:, [2, 0, 1]])  # rows: cofactors, [P,3,3]
-    det = np.einsum("pi,pi->p", safe[:, 0], adjugate[:, 0])
-    usable &= np.abs(det) > 1e-12 * np.trace(safe, axis1=1, axis2=2) ** 3  # not singular
-    if usable.any():
-        # normal is symmetric, so its adjugate is the transposed cofactor matrix = the cofactors
-        out[usable] = (adjugate[usable] @ rhs[usable][..., None])[..., 0] / det[usable, None]
-    out[out[:, 2] <= 0.1] = np.nan  # behind (or at) the camera: no placement
+    b1, b2 = du * p[..., 2] - fx * p[..., 0], dv * p[..., 2] - fy * p[..., 1]  # right-hand sides
+    # Weighted sums per person: W, Su, Sv, Suu + Svv, B1, B2, C = sum w (du b1 + dv b2).
+    terms = np.stack([np.ones_like(du), du, dv, du * du + dv * dv, b1, b2, du * b1 + dv * b2], -1)  # [P,N,7]
+    total, su, sv, suv, sb1, sb2, c = (w[:, None] @ terms)[:, 0].T  # each [P]
+    # Normal equations: fx^2 W tx - fx Su tz = fx B1; fy^2 W ty - fy Sv tz = fy B2;
+    # -fx Su tx - fy Sv ty + (Suu + Svv) tz = -C. Putting tx, ty from the first two into the
+    # third leaves tz * spread = Su B1 + Sv B2 - C W, where spread = W^2 times the weighted
+    # variance of the pixel offsets: zero when every usable pixel is the same point.
+    spread = total * suv - su * su - sv * sv
+    usable = (ok.sum(-1) >= 3) & (spread > 1e-12 * total * suv)
+    safe = np.where(usable, spread, 1.0)
+    tz = (su * sb1 + sv * sb2 - c * total) / safe
+    safe_total = np.where(usable, total, 1.0)
+    solved = np.stack([(sb1 + su * tz) / (fx * safe_total), (sb2 + sv * tz) / (fy * safe_total), tz], -1)
+    usable &= np.isfinite(solved).all(-1) & (tz > 0.1)  # behind (or at) the camera: no placement
+    out[usable] = solved[usable]
     return out

@@ -137,3 +137,30 @@ def test_solve_translation_recovers_camera_position(body):
     got = solve_translations(np.stack([kp] * 3), pixels, confidences, k)
     np.testing.assert_allclose(got[:2], shifts[:2], atol=1e-6)
     assert np.isnan(got[2]).all()
+
+
+def test_solve_translations_is_the_weighted_least_squares_fit():
+    """The closed form against a general solver: noisy pixels, uneven weights, one joint missing."""
+    from key2mesh.projection import solve_translations
+
+    rng = np.random.default_rng(3)
+    k = np.array([[610.0, 0, 330], [0, 590.0, 250], [0, 0, 1]])
+    points = rng.normal(0, 0.4, (5, 17, 3))
+    shifts = np.column_stack([rng.uniform(-1, 1, 5), rng.uniform(-0.5, 0.5, 5), rng.uniform(2, 7, 5)])
+    cam = points + shifts[:, None]
+    pixels = cam[..., :2] / cam[..., 2:] * [610, 590] + [330, 250] + rng.normal(0, 4, (5, 17, 2))
+    weights = rng.uniform(0.2, 1.0, (5, 17))
+    weights[:, 5] = 0.0
+    got = solve_translations(points, pixels, weights, k)
+    for person in range(5):
+        du, dv = pixels[person, :, 0] - 330, pixels[person, :, 1] - 250
+        x, y, z = points[person].T
+        a = np.concatenate([np.column_stack([np.full(17, 610.0), np.zeros(17), -du]),
+                            np.column_stack([np.zeros(17), np.full(17, 590.0), -dv])])
+        b = np.concatenate([du * z - 610 * x, dv * z - 590 * y])
+        root = np.sqrt(np.concatenate([weights[person]] * 2))
+        expected = np.linalg.lstsq(a * root[:, None], b * root, rcond=None)[0]
+        np.testing.assert_allclose(got[person], expected, rtol=1e-9, atol=1e-9)
+    # Every usable pixel at one point: the depth is undetermined, so nobody is placed.
+    same = np.broadcast_to(pixels[:1, :1], pixels[:1].shape)
+    assert np.isnan(solve_translations(points[:1], same, weights[:1], k)).all()

@@ -22,14 +22,16 @@ from key2mesh_ros.hri_topics import body_id
 # body faces +Z, its left is +X and up is +Y.
 SMPL_TO_REP155 = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
 _HIPS = [SMPL_JOINT_NAMES.index("left_hip"), SMPL_JOINT_NAMES.index("right_hip")]
-_SMPL_TO_REP155_QUAT = Rotation.from_matrix(SMPL_TO_REP155).as_quat()
 
 
-def _quat_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of quaternions ``[..., 4]`` (x, y, z, w): the rotation ``a`` after ``b``."""
-    (ax, ay, az, aw), (bx, by, bz, bw) = np.moveaxis(a, -1, 0), np.moveaxis(np.broadcast_to(b, a.shape), -1, 0)
-    return np.stack([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz], -1)
+def _right_product_matrix(b: np.ndarray) -> np.ndarray:
+    """``M [4,4]`` with ``q @ M`` the Hamilton product ``q b`` (quaternions x, y, z, w), the
+    rotation ``q`` after ``b``: a product with a fixed ``b`` is linear in ``q``, one matmul."""
+    bx, by, bz, bw = b
+    return np.array([[bw, -bz, by, -bx], [bz, bw, -bx, -by], [-by, bx, bw, -bz], [bx, by, bz, bw]])
+
+
+_TIMES_SMPL_TO_REP155 = _right_product_matrix(Rotation.from_matrix(SMPL_TO_REP155).as_quat())
 
 
 def body_frame(track_id: int) -> str:
@@ -43,29 +45,39 @@ def joint_frame(joint: int, track_id: int) -> str:
 _PARENTS = np.array(SMPL_PARENTS)
 
 
-def _tree_levels() -> list[tuple[np.ndarray, np.ndarray]]:
-    """SMPL's joints below the root, grouped by depth: ``(joints, their parents)`` per level."""
+def _tree_levels() -> tuple[np.ndarray, list[tuple[slice, np.ndarray]], np.ndarray]:
+    """SMPL's joints ordered by depth in the tree (``order``), each level below the root as a
+    slice of that order with its parents' places in it, and the way back to SMPL order."""
     depth = [0] * len(SMPL_PARENTS)
     for j, parent in enumerate(SMPL_PARENTS):  # parents come before children
         depth[j] = 0 if parent < 0 else depth[parent] + 1
-    levels = []
+    order = sorted(range(len(SMPL_PARENTS)), key=lambda j: (depth[j], j))
+    place = np.argsort(order)  # where each joint sits in level order
+    levels, start = [], 1
     for level in range(1, max(depth) + 1):
-        joints = np.array([j for j, d in enumerate(depth) if d == level])
-        levels.append((joints, _PARENTS[joints]))
-    return levels
+        joints = [j for j in order if depth[j] == level]
+        levels.append((slice(start, start + len(joints)), place[_PARENTS[joints]]))
+        start += len(joints)
+    return np.array(order), levels, place
 
 
-_LEVELS = _tree_levels()
+_ORDER, _LEVELS, _PLACE = _tree_levels()
 
 
 def global_rotations(local: np.ndarray) -> np.ndarray:
     """Each SMPL joint's rotation relative to its parent ``[P,24,3,3]`` (root in the camera
     frame) -> its global rotation ``[P,24,3,3]``: camera-frame axes of the joint's canonical
     body frame."""
+    local = local[:, _ORDER]  # level order: each depth is a contiguous slice
     world = local.copy()  # the root's is its local rotation
     for joints, parents in _LEVELS:  # one product per depth in the tree, every joint of it at once
-        world[:, joints] = world[:, parents] @ local[:, joints]
-    return world
+        np.matmul(world[:, parents], local[:, joints], out=world[:, joints])
+    return world[:, _PLACE]
+
+
+# Each joint frame's parent frame among the body frame's 25 (index 0: ``body``, 1 + j: joint j):
+# the pelvis hangs under ``body``, which has the pelvis' axes.
+_FRAME_PARENTS = np.array([0] + list(SMPL_PARENTS[1:]))
 
 
 def people_transforms(poses: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,22 +94,21 @@ def people_transforms(poses: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray
     count = len(joints)
     local = Rotation.from_rotvec(poses.reshape(-1, 3))  # one conversion for the matrices and the quaternions
     frames = global_rotations(local.as_matrix().reshape(count, 24, 3, 3)) @ SMPL_TO_REP155  # [P,24,3,3] in camera axes
-    origin = joints[:, _HIPS].mean(1)  # [P,3]
-    # Each frame's position in its parent: the body frame under the camera, the pelvis under
-    # the body frame, the other joints under their SMPL parents.
-    pos = np.concatenate([origin[:, None], joints], 1)  # [P,25,3]
-    parent_rot = np.concatenate([np.broadcast_to(np.eye(3), (count, 1, 3, 3)), frames[:, :1],
-                                 frames[:, np.maximum(_PARENTS[1:], 0)]], 1)
-    parent_pos = np.concatenate([np.zeros((count, 1, 3)), origin[:, None], joints[:, _PARENTS[1:]]], 1)
-    translations = (np.swapaxes(parent_rot, -1, -2) @ (pos - parent_pos)[..., None])[..., 0]
+    origin = 0.5 * (joints[:, _HIPS[0]] + joints[:, _HIPS[1]])  # [P,3]
+    # Each frame's position in its parent: the body frame in the camera frame, the pelvis in
+    # the body frame (same axes), every other joint in its SMPL parent's frame: R^T (p - p_parent).
+    translations = np.empty((count, 25, 3))
+    translations[:, 0] = origin
+    offsets = joints - np.concatenate([origin[:, None], joints[:, _FRAME_PARENTS[1:]]], 1)  # [P,24,3]
+    translations[:, 1:] = (offsets[:, :, None] @ frames[:, _FRAME_PARENTS])[:, :, 0]
     # Rotations: the body frame has the pelvis axes (so the pelvis is the identity under it);
     # joint j in its parent is S^T L_j S for SMPL's local rotation L_j and S = SMPL_TO_REP155,
     # the rotation by L_j's angle about its axis in REP-155 axes (the quaternion's vector part
     # turned by S^T): no matrix goes back to a quaternion.
     local_quats = local.as_quat().reshape(count, 24, 4)
-    quats = np.zeros((count, 25, 4))
-    quats[:, 0] = _quat_product(local_quats[:, 0], _SMPL_TO_REP155_QUAT)  # body frame = L_0 S
-    quats[:, 1, 3] = 1.0
+    quats = np.empty((count, 25, 4))
+    quats[:, 0] = local_quats[:, 0] @ _TIMES_SMPL_TO_REP155  # body frame = L_0 S
+    quats[:, 1] = (0.0, 0.0, 0.0, 1.0)
     quats[:, 2:, :3] = local_quats[:, 1:, :3] @ SMPL_TO_REP155
     quats[:, 2:, 3] = local_quats[:, 1:, 3]
     return translations, quats
