@@ -69,12 +69,16 @@ def coco17_to_hri_skeleton18(keypoints: np.ndarray) -> np.ndarray:
     """COCO-17 ``[..., 17, 3]`` (x, y, confidence) -> the hri_msgs/Skeleton2D order ``[..., 18, 3]``.
     The neck, which COCO-17 lacks, is the shoulders' midpoint with the weaker one's confidence."""
     keypoints = np.asarray(keypoints, dtype=np.float32)
-    shoulders = keypoints[..., [COCO17_NAMES.index("left_shoulder"), COCO17_NAMES.index("right_shoulder")], :]
-    neck = np.concatenate([shoulders[..., :2].mean(-2), shoulders[..., 2].min(-1)[..., None]], -1)
-    out = np.empty((*keypoints.shape[:-2], 18, 3), dtype=np.float32)
-    for i, name in enumerate(HRI_SKELETON18_NAMES):
-        out[..., i, :] = neck if name == "neck" else keypoints[..., COCO17_NAMES.index(name), :]
+    out = keypoints[..., _HRI_FROM_COCO17, :]  # one gather (the neck's row is overwritten)
+    left, right = keypoints[..., _SHOULDERS[0], :], keypoints[..., _SHOULDERS[1], :]
+    out[..., _HRI_NECK, :2] = 0.5 * (left[..., :2] + right[..., :2])
+    out[..., _HRI_NECK, 2] = np.minimum(left[..., 2], right[..., 2])
     return out
+
+
+_HRI_NECK = HRI_SKELETON18_NAMES.index("neck")
+_HRI_FROM_COCO17 = np.array([0 if name == "neck" else COCO17_NAMES.index(name) for name in HRI_SKELETON18_NAMES])
+_SHOULDERS = (COCO17_NAMES.index("left_shoulder"), COCO17_NAMES.index("right_shoulder"))
 
 
 # The paper's joint weights for the 2D/3D joint losses: extremities are hardest and matter

@@ -97,6 +97,9 @@ def test_hri_skeleton_order_and_neck():
     shoulders = keypoints[[5, 6]]
     np.testing.assert_allclose(out[1, :2], shoulders[:, :2].mean(0))
     assert out[1, 2] == shoulders[:, 2].min()
+    batch = np.stack([keypoints, keypoints[::-1]])  # people at once, each as alone
+    for person, alone in zip(coco17_to_hri_skeleton18(batch), batch, strict=True):
+        np.testing.assert_array_equal(person, coco17_to_hri_skeleton18(alone))
     # hri_msgs/Skeleton2D's own constants, which ROS4HRI tools index by.
     from hri_msgs.msg import Skeleton2D
 

@@ -12,6 +12,7 @@ check it against ``serialize_message`` and ``deserialize_message``.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -97,9 +98,11 @@ def encode(msg) -> tuple[bytes, dict[Path, int]]:
     return bytes(writer.out), writer.offsets
 
 
+@functools.cache
 def _grid(dtype: str) -> tuple[int, int]:
     """Item size and the byte where a ``dtype`` view of a message starts: CDR aligns values to
-    their size from the end of the 4-byte header, so 8-byte values sit at 4 + 8k."""
+    their size from the end of the 4-byte header, so 8-byte values sit at 4 + 8k. (Cached:
+    every published message asks, and ``np.dtype`` is slow to make.)"""
     size = np.dtype(dtype).itemsize
     return size, len(_HEADER) % size
 

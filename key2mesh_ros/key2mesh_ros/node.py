@@ -461,7 +461,7 @@ class Key2MeshNode(LifecycleNode):
         if self.camera_matrix is None:
             return np.full((count, 3), np.nan), [HumanMesh.POSITION_NONE] * count
         positions = solve_translations(out["keypoints3d"], keypoints[..., :2], keypoints[..., 2], self.camera_matrix)
-        sources = [HumanMesh.POSITION_NONE if np.isnan(p).any() else HumanMesh.POSITION_BODY_SIZE for p in positions]
+        sources = np.where(np.isnan(positions).any(1), HumanMesh.POSITION_NONE, HumanMesh.POSITION_BODY_SIZE).tolist()
         depth_msg = self.depth.closest(header.stamp.sec * 1_000_000_000 + header.stamp.nanosec,
                                        self.params["depth_tolerance_s"]) if self.params["depth_topic"] else None
         if depth_msg is not None:
