@@ -392,9 +392,9 @@ class Key2MeshNode(LifecycleNode):
         t2 = time.perf_counter()
         people = 0
         if not predicted and detections:
-            boxes = np.stack([d.box for d in detections])
+            boxes = np.array([d.box for d in detections])
             scores = np.array([d.score for d in detections], np.float32)
-            keypoints = np.stack([d.keypoints for d in detections]).astype(np.float32)
+            keypoints = np.array([d.keypoints for d in detections], np.float32)
             bad = ~np.isfinite(keypoints).all(-1)
             if bad.any():
                 self._warn(f"{int(bad.sum())} keypoints with NaN from the detector: treated as missing")
