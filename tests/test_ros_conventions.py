@@ -107,7 +107,7 @@ def test_hri_skeleton_order_and_neck():
         assert getattr(Skeleton2D, name.upper()) == i
 
 
-def test_hri_topics_follow_tracks_without_leaking(ros, body):
+def test_hri_topics_follow_tracks_without_leaking(ros, body, monkeypatch):
     import rclpy
     from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D, Skeleton2D
     from key2mesh_ros.hri_topics import JOINT_STATE_NAMES, HriBodies
@@ -152,6 +152,16 @@ def test_hri_topics_follow_tracks_without_leaking(ros, body):
             publisher.publish = lambda msg, topic=publisher.topic_name: sent.append(topic)
     hri.publish(Header(), 640, 480, [3, 4], *two)
     assert sorted(sent) == sorted(f"/hri_test/bodies/b3/{t}" for t in ("skeleton2d", "roi", "joint_states"))
+    # Nor is anything computed for it: with b4 alone in view no skeleton, box or angle is made.
+    import key2mesh_ros.hri_topics as hri_topics
+
+    def unread(*_):
+        raise AssertionError("computed for a body nobody reads")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(hri_topics, "coco17_to_hri_skeleton18", unread)
+        patch.setattr(hri_topics.Rotation, "from_rotvec", unread)
+        hri.publish(Header(), 640, 480, [3, 4], *(part[1:] for part in two))
     hri.publish(Header(), 640, 480, [3], *people(3))  # b4 forgotten
     # Three publishers per body while it is tracked, destroyed once the tracker forgets it, however
     # many bodies come and go.

@@ -109,25 +109,34 @@ class HriBodies:
         self.tracked_publisher.publish(bytes(buffer))
         if not len(ids):
             return
-        scale = np.array([1.0 / max(width, 1), 1.0 / max(height, 1)], dtype=np.float32)
-        points = coco17_to_hri_skeleton18(keypoints)  # [P,18,3]
-        # Normalised coordinates and confidences within [0, 1] (np.minimum/maximum: a fraction of np.clip's call cost).
-        points = np.minimum(np.maximum(points * np.array([*scale, 1.0], np.float32), 0.0), 1.0)
-        corners = np.minimum(np.maximum(np.asarray(boxes, np.float32).reshape(-1, 2, 2) * scale, 0.0), 1.0)
-        angles = Rotation.from_rotvec(np.asarray(poses, np.float64).reshape(-1, 3)).as_euler("XYZ").reshape(len(ids), -1)
+        # Publishers first (made from the start, so they can be discovered), then only the
+        # messages someone reads are computed and filled: [P,3] subscribed or not.
+        publishers = [self._publishers(body_id(track_id)) for track_id in ids]
+        wanted = np.array([[bool(p.get_subscription_count()) for p in body] for body in publishers]).reshape(-1, 3)
+        if not wanted.any():
+            return
         count = len(ids)
-        values = (points.reshape(count, -1), np.concatenate([corners.reshape(count, 4), np.reshape(scores, (count, 1))], 1),
-                  angles)
-        parts = []  # per message: its stamped bytes before and after the numbers, and the numbers of every body
-        for (layout, dtype, (start, stop)), numbers in zip(self.layouts(header.frame_id), values, strict=True):
+        scale = np.array([1.0 / max(width, 1), 1.0 / max(height, 1)], dtype=np.float32)
+        values: list[np.ndarray | None] = [None, None, None]
+        if wanted[:, 0].any():
+            points = coco17_to_hri_skeleton18(keypoints)  # [P,18,3]
+            # Normalised coordinates and confidences within [0, 1] (np.minimum/maximum: a
+            # fraction of np.clip's call cost).
+            values[0] = np.minimum(np.maximum(points * np.array([*scale, 1.0], np.float32), 0.0), 1.0).reshape(count, -1)
+        if wanted[:, 1].any():
+            corners = np.minimum(np.maximum(np.asarray(boxes, np.float32).reshape(-1, 2, 2) * scale, 0.0), 1.0)
+            values[1] = np.concatenate([corners.reshape(count, 4), np.reshape(scores, (count, 1))], 1)
+        if wanted[:, 2].any():
+            values[2] = Rotation.from_rotvec(np.asarray(poses, np.float64).reshape(-1, 3)).as_euler("XYZ").reshape(count, -1)
+        for kind, ((layout, dtype, (start, stop)), numbers) in enumerate(zip(self.layouts(header.frame_id), values,
+                                                                               strict=True)):
+            if numbers is None:
+                continue
             buffer = layout.buffer()
             write_stamp(buffer, layout.fields["stamps"], header.stamp)
-            parts.append((bytes(buffer[:start]), bytes(buffer[stop:]), np.ascontiguousarray(numbers, dtype)))
-        for i, track_id in enumerate(ids):
-            publishers = self._publishers(body_id(track_id))  # made from the start, so they can be discovered
-            for publisher, (head, tail, numbers) in zip(publishers, parts, strict=True):
-                if publisher.get_subscription_count():  # a topic nobody reads is not filled
-                    publisher.publish(head + numbers[i].tobytes() + tail)
+            head, tail, numbers = bytes(buffer[:start]), bytes(buffer[stop:]), np.ascontiguousarray(numbers, dtype)
+            for i in np.flatnonzero(wanted[:, kind]):
+                publishers[i][kind].publish(head + numbers[i].tobytes() + tail)
 
     def close(self) -> None:
         self.forget(set())
