@@ -89,7 +89,7 @@ def solve_translations(points: np.ndarray, pixels: np.ndarray, weights: np.ndarr
     fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
     p, uv, w = points.astype(np.float64), pixels.astype(np.float64), weights.astype(np.float64)
     finite = np.isfinite(uv).all(-1) & np.isfinite(p).all(-1)  # [P,N]
-    ok = finite & (w >= CONFIDENCE_THRESHOLD)  # NaN weights compare False
+    ok = finite & np.isfinite(w) & (w >= CONFIDENCE_THRESHOLD)  # a joint with a NaN or inf weight is missing
     if not finite.all():  # zero weight is not enough: 0 * NaN is NaN
         p, uv = np.where(finite[..., None], p, 0.0), np.where(finite[..., None], uv, 0.0)
     w = np.where(ok, w, 0.0)

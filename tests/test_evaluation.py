@@ -161,6 +161,12 @@ def test_solve_translations_is_the_weighted_least_squares_fit():
         root = np.sqrt(np.concatenate([weights[person]] * 2))
         expected = np.linalg.lstsq(a * root[:, None], b * root, rcond=None)[0]
         np.testing.assert_allclose(got[person], expected, rtol=1e-9, atol=1e-9)
+    # A non-finite weight makes that joint missing, not the person unplaceable.
+    broken = weights.copy()
+    broken[0, 7], broken[1, 2] = np.inf, np.nan
+    kept = weights.copy()
+    kept[0, 7] = kept[1, 2] = 0.0
+    np.testing.assert_allclose(solve_translations(points, pixels, broken, k), solve_translations(points, pixels, kept, k))
     # Every usable pixel at one point: the depth is undetermined, so nobody is placed.
     same = np.broadcast_to(pixels[:1, :1], pixels[:1].shape)
     assert np.isnan(solve_translations(points[:1], same, weights[:1], k)).all()
