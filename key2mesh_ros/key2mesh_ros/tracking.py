@@ -136,12 +136,8 @@ class Tracker:
             dt = np.array([t - tracks[i].last_seen for i in started])
             out[started], derivative = one_euro_step(value, np.array([tracks[i].smoothed_derivative for i in started]),
                                                      dt, sample, self.min_cutoff, self.beta)
-            for k, i in enumerate(started):
-                tracks[i].smoothed_derivative = derivative[k]
-        fresh = np.ones(len(tracks), bool)
-        fresh[started] = False
-        for i in np.flatnonzero(fresh):  # a new track (or time going back): the filter starts here
-            tracks[i].smoothed_derivative = np.zeros_like(xy[i])
+        row = {i: k for k, i in enumerate(started)}
         for i, track in enumerate(tracks):
-            track.smoothed = out[i]
+            k = row.get(i)  # None: a new track (or time going back), whose filter starts here
+            track.smoothed, track.smoothed_derivative = out[i], np.zeros_like(xy[i]) if k is None else derivative[k]
         return out
